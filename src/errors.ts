@@ -1,0 +1,79 @@
+// The one catalogue of nodefpm errors: every error the package raises has a stable code listed here.
+
+/**
+ * Each entry: the HTTP status a request gets when this error ends it (undefined when the error never
+ * maps to a response), and what the code means. docs/errors.md lists the same codes; a test keeps the two
+ * in step.
+ */
+export const errorCatalogue = {
+  // Protocol: bytes on the wire that break the FastCGI specification.
+  NODEFPM_PROTOCOL_VERSION: { status: undefined, summary: 'A record header carried a version other than FCGI_VERSION_1.' },
+  NODEFPM_PROTOCOL_NAME_VALUE: { status: undefined, summary: 'A name-value pair ran past the end of its stream or was otherwise malformed.' },
+  NODEFPM_PROTOCOL_RECORD: { status: undefined, summary: 'A record had a body of the wrong size for its type.' },
+  NODEFPM_PROTOCOL_UNEXPECTED: { status: undefined, summary: 'A record arrived that the peer must not send in this state or direction.' },
+  NODEFPM_PROTOCOL_DUPLICATE_ID: { status: undefined, summary: 'BEGIN_REQUEST arrived for a request id that is already active.' },
+  NODEFPM_INVALID_PARAM: { status: undefined, summary: 'A name or value given to the encoder cannot be sent (not Latin-1, or too long).' },
+
+  // Limits: a request or connection went over a configured bound.
+  NODEFPM_PARAMS_TOO_LARGE: { status: 431, summary: 'The PARAMS stream of a request exceeded maxParamsBytes.' },
+  NODEFPM_BODY_TOO_LARGE: { status: 413, summary: 'The request body exceeded maxBodyBytes (or the limit given to a body reader).' },
+  NODEFPM_LINE_TOO_LONG: { status: 413, summary: 'A line read from the body exceeded the line limit.' },
+  NODEFPM_PARAMS_TIMEOUT: { status: 408, summary: 'The PARAMS stream was not complete within paramsTimeout.' },
+  NODEFPM_IDLE_TIMEOUT: { status: undefined, summary: 'A connection with no active request was idle for longer than idleTimeout.' },
+  NODEFPM_OVERLOADED: { status: 503, summary: 'A connection or request was refused with FCGI_OVERLOADED (maxConnections or maxRequests reached).' },
+  NODEFPM_CANT_MPX_CONN: { status: undefined, summary: 'A second concurrent request on a connection was refused because multiplexing is off.' },
+  NODEFPM_UNKNOWN_ROLE: { status: undefined, summary: 'BEGIN_REQUEST asked for a role this server has no handler for.' },
+  NODEFPM_CLIENT_NOT_ALLOWED: { status: undefined, summary: 'A connection came from an address outside FCGI_WEB_SERVER_ADDRS / allowedClients.' },
+
+  // Request lifetime.
+  NODEFPM_REQUEST_ABORTED: { status: undefined, summary: 'The web server sent FCGI_ABORT_REQUEST for the request.' },
+  NODEFPM_CONNECTION_LOST: { status: undefined, summary: 'The connection carrying the request closed before the request ended.' },
+  NODEFPM_SERVER_CLOSING: { status: 503, summary: 'The server shut down before the request finished.' },
+  NODEFPM_HANDLER_FAILED: { status: 500, summary: 'The request handler threw or its promise rejected.' },
+  NODEFPM_BODY_INCOMPLETE: { status: 400, summary: 'FCGI_STDIN carried fewer or more bytes than CONTENT_LENGTH: the upload did not arrive whole.' },
+  NODEFPM_BODY_MALFORMED: { status: 400, summary: 'The request body could not be parsed as the format asked for (JSON, text).' },
+  NODEFPM_BODY_CONSUMED: { status: undefined, summary: 'The request body was read a second time, or two readers competed for it.' },
+
+  // Response misuse by application code.
+  NODEFPM_HEADERS_SENT: { status: undefined, summary: 'A header or the status was changed after the headers were sent.' },
+  NODEFPM_WRITE_AFTER_END: { status: undefined, summary: 'The response was written after end().' },
+  NODEFPM_INVALID_HEADER: { status: undefined, summary: 'A response header name or value contains characters HTTP does not allow.' },
+  NODEFPM_INVALID_STATUS: { status: undefined, summary: 'A response status code outside 100-999.' },
+
+  // Configuration and start-up.
+  NODEFPM_INVALID_OPTION: { status: undefined, summary: 'An option has a value of the wrong type or out of range.' },
+  NODEFPM_INVALID_ADDRESS: { status: undefined, summary: 'A listen or connect address is not one of the accepted forms.' },
+  NODEFPM_ADDRESS_IN_USE: { status: undefined, summary: 'A Unix socket path is in use by a live listener.' },
+  NODEFPM_NO_LISTENER: { status: undefined, summary: 'No address was given and fd 0 is not a listening socket.' },
+  NODEFPM_APP_LOAD: { status: undefined, summary: 'The application module could not be loaded or has no usable default export.' },
+
+  // Client side (nodefpm talking to a FastCGI application).
+  NODEFPM_CLIENT_CONNECT: { status: 502, summary: 'The client could not connect to the FastCGI application.' },
+  NODEFPM_CLIENT_CLOSED: { status: 502, summary: 'The FastCGI application closed the connection before END_REQUEST.' },
+  NODEFPM_CLIENT_REJECTED: { status: 503, summary: 'The FastCGI application refused the request (CANT_MPX_CONN, OVERLOADED or UNKNOWN_ROLE).' },
+  NODEFPM_CLIENT_TIMEOUT: { status: 504, summary: 'The FastCGI application did not answer within the client timeout.' },
+  NODEFPM_CLIENT_BAD_RESPONSE: { status: 502, summary: 'The FastCGI application sent CGI headers that cannot be parsed.' },
+  NODEFPM_CLIENT_ABORTED: { status: undefined, summary: 'The caller aborted the client request.' },
+  NODEFPM_CLIENT_BODY: { status: undefined, summary: 'The body or data stream given to a client request failed while being sent (its error is the cause).' },
+  NODEFPM_CLIENT_CLOSING: { status: undefined, summary: 'A request was made on an FcgiClient after close() or destroy() was called.' },
+} as const satisfies Record<string, { status: number | undefined; summary: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/** Every error nodefpm raises on purpose. `code` is stable across releases; `status` is the HTTP status it maps to. */
+export class NodefpmError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'NodefpmError';
+    this.code = code;
+    this.status = options?.status ?? errorCatalogue[code].status;
+  }
+}
+
+/** True when `error` is a NodefpmError, optionally with the given code. */
+export function isNodefpmError(error: unknown, code?: ErrorCode): error is NodefpmError {
+  return error instanceof NodefpmError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,139 @@
+// Name-value pairs (section 3.4): 1- or 4-byte lengths, binary-safe bytes, Latin-1 strings on the JS side.
+
+import { NodefpmError } from '../errors.js';
+import { RecordType } from './constants.js';
+import { encodeStream } from './record.js';
+
+/** The largest length a 4-byte length field can carry (31 bits). */
+export const MAX_PAIR_LENGTH = 0x7fffffff;
+
+/**
+ * Decoded params: a map with no prototype, so names such as `constructor` are plain keys. Values are
+ * the bytes the peer sent, read as Latin-1 (as Node's http does for headers), so no byte is lost:
+ * `Buffer.from(value, 'latin1')` gives them back.
+ */
+export type Params = Record<string, string>;
+
+export type PairValue = string | Uint8Array;
+export type PairsInput = Iterable<readonly [string, PairValue]> | Readonly<Record<string, PairValue>>;
+
+function lengthFieldSize(length: number): number {
+  return length > 127 ? 4 : 1;
+}
+
+function writeLength(target: Buffer, offset: number, length: number): number {
+  if (length <= 127) {
+    target[offset] = length;
+    return offset + 1;
+  }
+  target.writeUInt32BE((length | 0x80000000) >>> 0, offset);
+  return offset + 4;
+}
+
+function toBytes(value: PairValue, what: string): Uint8Array {
+  if (typeof value !== 'string') return value;
+  // Latin-1 keeps one byte per character, the inverse of how params are decoded. Characters above
+  // U+00FF have no Latin-1 byte: refuse them rather than send something else.
+  for (let i = 0; i < value.length; i++) {
+    if (value.charCodeAt(i) > 0xff) {
+      throw new NodefpmError(
+        'NODEFPM_INVALID_PARAM',
+        `${what} has a character outside Latin-1 at index ${i}; percent-encode it or pass the bytes as a Buffer`,
+      );
+    }
+  }
+  return Buffer.from(value, 'latin1');
+}
+
+function entriesOf(pairs: PairsInput): Iterable<readonly [string, PairValue]> {
+  return Symbol.iterator in pairs
+    ? (pairs as Iterable<readonly [string, PairValue]>)
+    : Object.entries(pairs as Record<string, PairValue>);
+}
+
+/** Encodes pairs as the bytes of a name-value stream (no record framing). */
+export function encodePairs(pairs: PairsInput): Buffer {
+  const encoded: Array<[Uint8Array, Uint8Array]> = [];
+  let size = 0;
+  for (const [name, value] of entriesOf(pairs)) {
+    const nameBytes = toBytes(name, `param name ${JSON.stringify(name)}`);
+    const valueBytes = toBytes(value, `value of param ${JSON.stringify(name)}`);
+    if (nameBytes.length > MAX_PAIR_LENGTH || valueBytes.length > MAX_PAIR_LENGTH) {
+      throw new NodefpmError('NODEFPM_INVALID_PARAM', `param ${JSON.stringify(name)} is longer than ${MAX_PAIR_LENGTH} bytes`);
+    }
+    encoded.push([nameBytes, valueBytes]);
+    size += lengthFieldSize(nameBytes.length) + lengthFieldSize(valueBytes.length) + nameBytes.length + valueBytes.length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const [nameBytes, valueBytes] of encoded) {
+    offset = writeLength(out, offset, nameBytes.length);
+    offset = writeLength(out, offset, valueBytes.length);
+    out.set(nameBytes, offset);
+    offset += nameBytes.length;
+    out.set(valueBytes, offset);
+    offset += valueBytes.length;
+  }
+  return out;
+}
+
+/** Encodes pairs as a complete PARAMS stream for `requestId`: records split at 65535 bytes plus the empty one. */
+export function encodeParams(requestId: number, pairs: PairsInput): Buffer {
+  return encodeStream(RecordType.Params, requestId, encodePairs(pairs), true);
+}
+
+function malformed(detail: string): NodefpmError {
+  return new NodefpmError('NODEFPM_PROTOCOL_NAME_VALUE', `malformed name-value pair: ${detail}`);
+}
+
+/**
+ * Calls `onPair` for every pair in `source` (the whole concatenated stream). Throws a
+ * NODEFPM_PROTOCOL_NAME_VALUE error when a length runs past the end, before calling `onPair` for the
+ * broken pair.
+ */
+export function forEachPair(source: Buffer, onPair: (name: string, value: string) => void): void {
+  const end = source.length;
+  let offset = 0;
+  while (offset < end) {
+    let nameLength = source[offset]!;
+    if (nameLength > 127) {
+      if (offset + 4 > end) throw malformed(`name length truncated at byte ${offset}`);
+      nameLength = source.readUInt32BE(offset) & 0x7fffffff;
+      offset += 4;
+    } else {
+      offset += 1;
+    }
+    if (offset >= end) throw malformed(`value length missing at byte ${offset}`);
+    let valueLength = source[offset]!;
+    if (valueLength > 127) {
+      if (offset + 4 > end) throw malformed(`value length truncated at byte ${offset}`);
+      valueLength = source.readUInt32BE(offset) & 0x7fffffff;
+      offset += 4;
+    } else {
+      offset += 1;
+    }
+    const valueStart = offset + nameLength;
+    const valueEnd = valueStart + valueLength;
+    if (valueEnd > end) {
+      throw malformed(`pair at byte ${offset} declares ${nameLength}+${valueLength} bytes, only ${end - offset} remain`);
+    }
+    onPair(source.toString('latin1', offset, valueStart), source.toString('latin1', valueStart, valueEnd));
+    offset = valueEnd;
+  }
+}
+
+/** Decodes a whole name-value stream into Params (a later duplicate name replaces an earlier one). */
+export function decodePairs(source: Buffer): Params {
+  const params: Params = Object.create(null) as Params;
+  forEachPair(source, (name, value) => {
+    params[name] = value;
+  });
+  return params;
+}
+
+/** Decodes into an ordered list, keeping duplicates, for tools that must see exactly what was sent. */
+export function decodePairList(source: Buffer): Array<[string, string]> {
+  const list: Array<[string, string]> = [];
+  forEachPair(source, (name, value) => list.push([name, value]));
+  return list;
+}
