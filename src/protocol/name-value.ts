@@ -87,18 +87,20 @@ function malformed(detail: string): NodefpmError {
 }
 
 /**
- * Calls `onPair` for every pair in `source` (the whole concatenated stream). Throws a
- * NODEFPM_PROTOCOL_NAME_VALUE error when a length runs past the end, before calling `onPair` for the
- * broken pair.
+ * Walks a name-value stream, calling `onPair` with the offsets of each name and value in `source`.
+ * Throws NODEFPM_PROTOCOL_NAME_VALUE when a length runs past the end, before reporting that pair.
  */
-export function forEachPair(source: Buffer, onPair: (name: string, value: string) => void): void {
+function walkPairs(
+  source: Uint8Array,
+  onPair: (nameStart: number, valueStart: number, valueEnd: number) => void,
+): void {
   const end = source.length;
   let offset = 0;
   while (offset < end) {
     let nameLength = source[offset]!;
     if (nameLength > 127) {
       if (offset + 4 > end) throw malformed(`name length truncated at byte ${offset}`);
-      nameLength = source.readUInt32BE(offset) & 0x7fffffff;
+      nameLength = ((nameLength & 0x7f) << 24) | (source[offset + 1]! << 16) | (source[offset + 2]! << 8) | source[offset + 3]!;
       offset += 4;
     } else {
       offset += 1;
@@ -107,7 +109,7 @@ export function forEachPair(source: Buffer, onPair: (name: string, value: string
     let valueLength = source[offset]!;
     if (valueLength > 127) {
       if (offset + 4 > end) throw malformed(`value length truncated at byte ${offset}`);
-      valueLength = source.readUInt32BE(offset) & 0x7fffffff;
+      valueLength = ((valueLength & 0x7f) << 24) | (source[offset + 1]! << 16) | (source[offset + 2]! << 8) | source[offset + 3]!;
       offset += 4;
     } else {
       offset += 1;
@@ -117,9 +119,19 @@ export function forEachPair(source: Buffer, onPair: (name: string, value: string
     if (valueEnd > end) {
       throw malformed(`pair at byte ${offset} declares ${nameLength}+${valueLength} bytes, only ${end - offset} remain`);
     }
-    onPair(source.toString('latin1', offset, valueStart), source.toString('latin1', valueStart, valueEnd));
+    onPair(offset, valueStart, valueEnd);
     offset = valueEnd;
   }
+}
+
+/** Calls `onPair` for every pair in `source` (the whole concatenated stream); throws on a malformed stream. */
+export function forEachPair(source: Buffer, onPair: (name: string, value: string) => void): void {
+  // One Latin-1 string for the whole stream: its character offsets are the byte offsets, and
+  // slicing it is far cheaper than a native decode per name and per value.
+  const text = source.toString('latin1');
+  walkPairs(source, (nameStart, valueStart, valueEnd) => {
+    onPair(text.slice(nameStart, valueStart), text.slice(valueStart, valueEnd));
+  });
 }
 
 /** Decodes a whole name-value stream into Params (a later duplicate name replaces an earlier one). */
@@ -136,4 +148,71 @@ export function decodePairList(source: Buffer): Array<[string, string]> {
   const list: Array<[string, string]> = [];
   forEachPair(source, (name, value) => list.push([name, value]));
   return list;
+}
+
+/** Checks that `source` is a well-formed name-value stream without decoding it; returns the pair count. */
+export function validatePairs(source: Uint8Array): number {
+  let count = 0;
+  walkPairs(source, () => {
+    count++;
+  });
+  return count;
+}
+
+/**
+ * A request's PARAMS stream, kept as bytes and decoded only as far as it is used: get() finds one
+ * value by scanning the bytes, toObject() decodes everything once. Most requests need only a few
+ * params (method, URI, content length), so most never pay for the whole decode. The bytes must
+ * have passed validatePairs().
+ */
+export class ParamsBlock {
+  readonly bytes: Buffer;
+  #decoded: Params | null = null;
+
+  constructor(bytes: Buffer) {
+    this.bytes = bytes;
+  }
+
+  /** The value of `name` (the last one, if repeated), or undefined. */
+  get(name: string): string | undefined {
+    if (this.#decoded !== null) return this.#decoded[name];
+    const bytes = this.bytes;
+    const nameLength = name.length;
+    let found = -1;
+    let foundEnd = -1;
+    let offset = 0;
+    const end = bytes.length;
+    while (offset < end) {
+      let length = bytes[offset]!;
+      if (length > 127) {
+        length = ((length & 0x7f) << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
+        offset += 4;
+      } else {
+        offset += 1;
+      }
+      let valueLength = bytes[offset]!;
+      if (valueLength > 127) {
+        valueLength = ((valueLength & 0x7f) << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
+        offset += 4;
+      } else {
+        offset += 1;
+      }
+      if (length === nameLength) {
+        let i = 0;
+        while (i < nameLength && bytes[offset + i] === name.charCodeAt(i)) i++;
+        if (i === nameLength) {
+          found = offset + nameLength;
+          foundEnd = found + valueLength;
+        }
+      }
+      offset += length + valueLength;
+    }
+    return found === -1 ? undefined : bytes.toString('latin1', found, foundEnd);
+  }
+
+  /** Every param, decoded once (a null-prototype object; later duplicates win). */
+  toObject(): Params {
+    if (this.#decoded === null) this.#decoded = decodePairs(this.bytes);
+    return this.#decoded;
+  }
 }

@@ -1,0 +1,555 @@
+// One transport connection from a web server: record demultiplexing, request state, keep-conn, management records, backpressure, timeouts.
+
+import type { Socket } from 'node:net';
+import { NodefpmError } from '../errors.js';
+import type { Logger } from '../log.js';
+import {
+  HEADER_LENGTH,
+  KEEP_CONN,
+  MAX_RECORD_TYPE,
+  ProtocolStatus,
+  RecordParser,
+  RecordType,
+  Role,
+  ValueName,
+  ParamsBlock,
+  decodeBeginRequest,
+  decodePairList,
+  encodePairs,
+  validatePairs,
+  encodeRecord,
+  encodeUnknownType,
+  recordTypeName,
+  roleName,
+  writeEndRequest,
+  type RecordSink,
+} from '../protocol/index.js';
+import { Exchange, ExchangeState, type ExchangeHost } from './exchange.js';
+import type { InputStream } from './input-stream.js';
+import type { ResolvedOptions } from './options.js';
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly options: ResolvedOptions;
+  readonly log: Logger;
+  /** True once the server is shutting down: no new requests. */
+  readonly closing: boolean;
+  /** Requests in progress on all connections. */
+  readonly activeRequests: number;
+  requestStarted(exchange: Exchange): void;
+  requestFinished(exchange: Exchange): void;
+  /** PARAMS is complete: hand the request to the application. */
+  dispatch(exchange: Exchange): void;
+  connectionClosed(connection: Connection): void;
+}
+
+/** How long a connection we have ended may wait for the peer to close before it is destroyed. */
+const LINGER_MS = 5_000;
+let connectionCounter = 0;
+
+function largestReportable(value: number): string {
+  return String(Number.isFinite(value) ? value : 0x7fffffff);
+}
+
+/**
+ * Owns one socket. Records are parsed as they arrive and dispatched by type and request id; each
+ * request is an Exchange with its own bounded input streams. Output of every request goes to the
+ * same socket, corked while a chunk of input is being processed so that answers produced in the
+ * same pass leave in one write.
+ */
+export class Connection implements RecordSink, ExchangeHost {
+  readonly id = ++connectionCounter;
+  readonly socket: Socket;
+  readonly #host: ConnectionHost;
+  readonly #options: ResolvedOptions;
+  readonly #log: Logger;
+  readonly #parser: RecordParser;
+  readonly #requests = new Map<number, Exchange>();
+  /** Ids begun on this connection: tells "after END_REQUEST" (normal) from "never begun" (a broken peer). */
+  readonly #begunIds = new Set<number>();
+  /** Accepted beyond maxConnections: every request is refused with OVERLOADED. */
+  readonly #overloaded: boolean;
+  #ending = false;
+  #closed = false;
+  #paused = false;
+  #outputBacklog = false;
+  #paramsPending = false;
+  #warnedStray = false;
+  #flushQueue: Exchange[] = [];
+  readonly #flushAll = (): void => {
+    const queue = this.#flushQueue;
+    this.#flushQueue = [];
+    for (const exchange of queue) exchange.flushPending();
+  };
+
+  constructor(socket: Socket, host: ConnectionHost, overloaded: boolean) {
+    this.socket = socket;
+    this.#host = host;
+    this.#options = host.options;
+    this.#log = host.log;
+    this.#overloaded = overloaded;
+    this.#parser = new RecordParser(this);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#onDrain());
+    socket.on('end', () => this.#onPeerEnd());
+    socket.on('error', (error: NodeJS.ErrnoException) => this.#onError(error));
+    socket.on('close', () => this.#onClose());
+    socket.on('timeout', () => this.#onTimeout());
+    if (this.#options.idleTimeout > 0) socket.setTimeout(this.#options.idleTimeout);
+  }
+
+  /** Requests in progress on this connection. */
+  get requestCount(): number {
+    return this.#requests.size;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stops taking requests; closes the connection as soon as none is in progress. */
+  shutdown(): void {
+    if (this.#requests.size === 0) this.#end('server shutting down');
+    else this.#ending = true;
+  }
+
+  /** Aborts every request with `reason` and closes the socket now. */
+  destroy(reason: NodefpmError): void {
+    for (const exchange of this.#requests.values()) {
+      exchange.abort(reason);
+      exchange.end(1);
+    }
+    this.#parser.stop();
+    this.socket.destroy();
+  }
+
+  // ---- input ----
+
+  #onData(chunk: Buffer): void {
+    const socket = this.socket;
+    socket.cork();
+    const error = this.#parser.push(chunk);
+    socket.uncork();
+    if (error !== undefined) {
+      this.#protocolFailure(error);
+      return;
+    }
+    if (this.#paramsPending) this.#armParamsTimers();
+  }
+
+  onRecord(type: number, requestId: number, content: Buffer): void {
+    if (requestId === 0) {
+      this.#management(type, content);
+      return;
+    }
+    if (type === RecordType.BeginRequest) {
+      this.#begin(requestId, content);
+      return;
+    }
+    const exchange = this.#requests.get(requestId);
+    if (exchange === undefined) {
+      this.#stray(type, requestId);
+      return;
+    }
+    switch (type) {
+      case RecordType.Params:
+        this.#params(exchange, content);
+        return;
+      case RecordType.Stdin:
+        this.#input(exchange, exchange.stdin, content, 'STDIN');
+        return;
+      case RecordType.Data:
+        if (exchange.data === null) this.#unexpected(exchange, 'FCGI_DATA for a request whose role has no DATA stream');
+        else this.#input(exchange, exchange.data, content, 'DATA');
+        return;
+      case RecordType.AbortRequest:
+        this.#abortRequest(exchange);
+        return;
+      case RecordType.GetValues:
+        // A management record sent with a request id: answer it anyway, as management.
+        this.#management(type, content);
+        return;
+      default:
+        if (type === 0 || type > MAX_RECORD_TYPE) this.writeOut(encodeUnknownType(type));
+        else this.#unexpected(exchange, `${recordTypeName(type)} record travels from application to web server, not to us`);
+    }
+  }
+
+  #management(type: number, content: Buffer): void {
+    if (type === RecordType.GetValues) {
+      this.writeOut(encodeRecord(RecordType.GetValuesResult, 0, encodePairs(this.#getValues(content))));
+    } else {
+      this.#log.debug('answered FCGI_UNKNOWN_TYPE', { connection: this.id, type });
+      this.writeOut(encodeUnknownType(type));
+    }
+    // A peer that sends management records without reading the answers must not grow our queue forever.
+    if (this.socket.writableLength >= this.#options.outputHighWaterMark) {
+      this.#outputBacklog = true;
+      this.#updatePause();
+    }
+  }
+
+  #getValues(content: Buffer): Array<[string, string]> {
+    let names: Array<[string, string]>;
+    try {
+      names = decodePairList(content);
+    } catch (error) {
+      this.#log.warn('malformed FCGI_GET_VALUES; answering with no values', { connection: this.id, error: (error as Error).message });
+      return [];
+    }
+    const answers: Array<[string, string]> = [];
+    for (const [name] of names) {
+      if (name === ValueName.MaxConns) answers.push([name, largestReportable(this.#options.maxConnections)]);
+      else if (name === ValueName.MaxReqs) answers.push([name, largestReportable(this.#options.maxRequests)]);
+      else if (name === ValueName.MpxsConns) answers.push([name, this.#options.multiplex ? '1' : '0']);
+      // Names we do not know are left out (section 4.1).
+    }
+    return answers;
+  }
+
+  #begin(requestId: number, content: Buffer): void {
+    let role: number;
+    let keepConn: boolean;
+    try {
+      const body = decodeBeginRequest(content);
+      role = body.role;
+      keepConn = (body.flags & KEEP_CONN) !== 0;
+    } catch (error) {
+      this.#protocolFailure(error as NodefpmError);
+      return;
+    }
+    if (this.#requests.has(requestId)) {
+      this.#protocolFailure(
+        new NodefpmError('NODEFPM_PROTOCOL_DUPLICATE_ID', `BEGIN_REQUEST for request ${requestId}, which is already active`),
+      );
+      return;
+    }
+    this.#begunIds.add(requestId);
+    const options = this.#options;
+    if (this.#ending || this.#closed) {
+      this.#refuse(requestId, false, ProtocolStatus.Overloaded, 'the connection is closing');
+    } else if (this.#overloaded) {
+      this.#refuse(requestId, false, ProtocolStatus.Overloaded, `maxConnections (${options.maxConnections}) reached`);
+    } else if (this.#host.closing) {
+      this.#refuse(requestId, false, ProtocolStatus.Overloaded, 'the server is shutting down');
+    } else if (!options.roles.has(role)) {
+      this.#refuse(requestId, keepConn, ProtocolStatus.UnknownRole, `role ${roleName(role)} is not served`);
+    } else if (!options.multiplex && this.#requests.size > 0) {
+      this.#refuse(requestId, keepConn, ProtocolStatus.CantMpxConn, 'a request is already in progress and multiplexing is off');
+    } else if (this.#requests.size >= options.maxRequestsPerConnection) {
+      this.#refuse(requestId, keepConn, ProtocolStatus.Overloaded, `maxRequestsPerConnection (${options.maxRequestsPerConnection}) reached`);
+    } else if (this.#host.activeRequests >= options.maxRequests) {
+      this.#refuse(requestId, keepConn, ProtocolStatus.Overloaded, `maxRequests (${options.maxRequests}) reached`);
+    } else {
+      const exchange = new Exchange(this, requestId, role, keepConn, options.inputHighWaterMark, role === Role.Filter);
+      this.#requests.set(requestId, exchange);
+      this.#paramsPending = true;
+      this.#host.requestStarted(exchange);
+    }
+  }
+
+  #refuse(requestId: number, keepConn: boolean, status: ProtocolStatus, reason: string): void {
+    const level = status === ProtocolStatus.UnknownRole ? 'info' : 'warn';
+    this.#log[level](`refused request: ${reason}`, { connection: this.id, request: requestId, protocolStatus: status });
+    const record = Buffer.allocUnsafe(HEADER_LENGTH + 8);
+    writeEndRequest(record, 0, requestId, 0, status);
+    this.writeOut(record);
+    if (!keepConn || this.#overloaded) this.#endWhenIdle('refused request without FCGI_KEEP_CONN');
+  }
+
+  #params(exchange: Exchange, content: Buffer): void {
+    if (exchange.state !== ExchangeState.ReceivingParams) {
+      this.#unexpected(exchange, 'PARAMS after the PARAMS stream ended');
+      return;
+    }
+    if (content.length > 0) {
+      const total = exchange.addParams(content);
+      if (total > this.#options.maxParamsBytes) {
+        this.#limitHit(exchange, 431, 'NODEFPM_PARAMS_TOO_LARGE', `params exceed maxParamsBytes (${this.#options.maxParamsBytes})`);
+      }
+      return;
+    }
+    this.#clearTimer(exchange);
+    const bytes = exchange.takeParamsBytes();
+    try {
+      validatePairs(bytes);
+    } catch (error) {
+      this.#log.error('malformed PARAMS stream; answering 400', { connection: this.id, request: exchange.id, error: (error as Error).message });
+      exchange.respondWithStatus(400, 'malformed FastCGI params');
+      return;
+    }
+    exchange.setParams(new ParamsBlock(bytes));
+    if (exchange.declaredLength > this.#options.maxBodyBytes) {
+      this.#limitHit(
+        exchange,
+        413,
+        'NODEFPM_BODY_TOO_LARGE',
+        `CONTENT_LENGTH ${exchange.declaredLength} exceeds maxBodyBytes (${this.#options.maxBodyBytes})`,
+      );
+      return;
+    }
+    exchange.state = ExchangeState.Running;
+    try {
+      this.#host.dispatch(exchange);
+    } catch (error) {
+      this.#log.error('request dispatch failed', { connection: this.id, request: exchange.id, error });
+      exchange.respondWithStatus(500, 'internal error');
+    }
+  }
+
+  #input(exchange: Exchange, stream: InputStream, content: Buffer, name: string): void {
+    if (exchange.state !== ExchangeState.Running) {
+      // Sections 6.1-6.2: PARAMS comes whole before STDIN. A peer that interleaves them has lost track.
+      this.#log.error(`${name} before the end of PARAMS; answering 400`, { connection: this.id, request: exchange.id });
+      exchange.respondWithStatus(400, `${name} arrived before the end of PARAMS`);
+      return;
+    }
+    if (stream.error !== null) return;
+    if (content.length === 0) {
+      this.#inputEnded(exchange, stream, name);
+      return;
+    }
+    const received = stream.bytesReceived + content.length;
+    if (received > this.#options.maxBodyBytes) {
+      const error = new NodefpmError('NODEFPM_BODY_TOO_LARGE', `request body exceeds maxBodyBytes (${this.#options.maxBodyBytes})`);
+      this.#log.warn(error.message, { connection: this.id, request: exchange.id, code: error.code, uri: exchange.param('REQUEST_URI') });
+      stream.fail(error);
+      this.#updatePause();
+      return;
+    }
+    if (stream === exchange.stdin) {
+      const expected = exchange.declaredLength;
+      if (expected >= 0 && received > expected) {
+        this.#bodyLengthMismatch(exchange, stream, `STDIN carried more than CONTENT_LENGTH (${expected}) bytes`);
+        return;
+      }
+    }
+    if (!stream.push(content)) this.#updatePause();
+  }
+
+  #inputEnded(exchange: Exchange, stream: InputStream, name: string): void {
+    if (stream === exchange.stdin) {
+      const expected = exchange.declaredLength;
+      if (expected >= 0 && stream.bytesReceived !== expected) {
+        this.#bodyLengthMismatch(exchange, stream, `STDIN ended after ${stream.bytesReceived} of CONTENT_LENGTH ${expected} bytes`);
+        return;
+      }
+    }
+    this.#log.debug(`${name} complete`, { connection: this.id, request: exchange.id, bytes: stream.bytesReceived });
+    stream.end();
+  }
+
+  #bodyLengthMismatch(exchange: Exchange, stream: InputStream, message: string): void {
+    const error = new NodefpmError('NODEFPM_BODY_INCOMPLETE', `${message}: the client's upload did not arrive whole`);
+    this.#log.warn(error.message, { connection: this.id, request: exchange.id, code: error.code });
+    stream.fail(error);
+    this.#updatePause();
+  }
+
+  #abortRequest(exchange: Exchange): void {
+    this.#log.debug('FCGI_ABORT_REQUEST', { connection: this.id, request: exchange.id });
+    const reason = new NodefpmError('NODEFPM_REQUEST_ABORTED', `the web server aborted request ${exchange.id}`);
+    if (exchange.state === ExchangeState.ReceivingParams) {
+      // No handler has it yet: answer for it.
+      exchange.abort(reason);
+      exchange.end(0);
+      return;
+    }
+    exchange.abort(reason);
+    this.#updatePause();
+    if (this.#options.abortTimeout > 0 && !exchange.ended) {
+      this.#clearTimer(exchange);
+      exchange.timer = setTimeout(() => {
+        this.#log.warn(`handler did not finish within abortTimeout (${this.#options.abortTimeout} ms) of FCGI_ABORT_REQUEST; ending the request without it`, {
+          connection: this.id,
+          request: exchange.id,
+        });
+        exchange.end(0);
+      }, this.#options.abortTimeout);
+    }
+  }
+
+  #limitHit(exchange: Exchange, status: number, code: 'NODEFPM_PARAMS_TOO_LARGE' | 'NODEFPM_BODY_TOO_LARGE' | 'NODEFPM_PARAMS_TIMEOUT', reason: string): void {
+    this.#log.warn(`${reason}; answering ${status}`, { connection: this.id, request: exchange.id, code });
+    this.#clearTimer(exchange);
+    exchange.respondWithStatus(status, reason);
+  }
+
+  #armParamsTimers(): void {
+    this.#paramsPending = false;
+    const timeout = this.#options.paramsTimeout;
+    if (timeout === 0) return;
+    for (const exchange of this.#requests.values()) {
+      if (exchange.state !== ExchangeState.ReceivingParams || exchange.timer !== null) continue;
+      exchange.timer = setTimeout(() => {
+        exchange.timer = null;
+        this.#limitHit(exchange, 408, 'NODEFPM_PARAMS_TIMEOUT', `PARAMS not complete within paramsTimeout (${timeout} ms)`);
+      }, timeout);
+    }
+  }
+
+  #clearTimer(exchange: Exchange): void {
+    if (exchange.timer !== null) {
+      clearTimeout(exchange.timer);
+      exchange.timer = null;
+    }
+  }
+
+  #stray(type: number, requestId: number): void {
+    // Section 3.3: records for an inactive request id are ignored. After END_REQUEST that is routine
+    // (a web server may still be sending a body we stopped reading); for an id never begun it means
+    // the peer is confused, which is worth one warning per connection.
+    if (this.#begunIds.has(requestId)) return;
+    if (!this.#warnedStray) {
+      this.#warnedStray = true;
+      this.#log.warn(`ignored ${recordTypeName(type)} for request ${requestId}, which has no BEGIN_REQUEST`, { connection: this.id });
+    }
+  }
+
+  #unexpected(exchange: Exchange, what: string): void {
+    this.#log.warn(`ignored record: ${what}`, { connection: this.id, request: exchange.id });
+  }
+
+  #protocolFailure(error: NodefpmError): void {
+    this.#log.error(`protocol error, closing the connection: ${error.message}`, { connection: this.id, code: error.code });
+    this.#parser.stop();
+    this.socket.destroy();
+  }
+
+  // ---- output (ExchangeHost) ----
+
+  get outputBlocked(): boolean {
+    return this.socket.writableLength >= this.#options.outputHighWaterMark;
+  }
+
+  writeOut(buffer: Buffer): void {
+    if (!this.#closed) this.socket.write(buffer);
+  }
+
+  writeOutBatch(buffers: Buffer[]): void {
+    if (this.#closed) return;
+    const socket = this.socket;
+    socket.cork();
+    for (const buffer of buffers) socket.write(buffer);
+    socket.uncork();
+  }
+
+  scheduleFlush(exchange: Exchange): void {
+    if (this.#flushQueue.push(exchange) === 1) process.nextTick(this.#flushAll);
+  }
+
+  exchangeEnded(exchange: Exchange): void {
+    this.#clearTimer(exchange);
+    if (this.#requests.get(exchange.id) !== exchange) return;
+    this.#requests.delete(exchange.id);
+    this.#host.requestFinished(exchange);
+    // Whatever input the handler left unread is not wanted now.
+    exchange.stdin.discard();
+    exchange.data?.discard();
+    if (!exchange.keepConn) this.#endWhenIdle('request without FCGI_KEEP_CONN ended');
+    else if (this.#ending && this.#requests.size === 0) this.#end('last request on a closing connection ended');
+    else if (this.#paused) this.#updatePause();
+  }
+
+  inputHasRoom(): void {
+    if (this.#paused) this.#updatePause();
+  }
+
+  // ---- lifetime ----
+
+  #updatePause(): void {
+    let stop = this.#outputBacklog;
+    if (!stop) {
+      for (const exchange of this.#requests.values()) {
+        if (exchange.stdin.full || exchange.data?.full === true) {
+          stop = true;
+          break;
+        }
+      }
+    }
+    if (stop && !this.#paused) {
+      this.#paused = true;
+      this.socket.pause();
+    } else if (!stop && this.#paused) {
+      this.#paused = false;
+      this.socket.resume();
+    }
+  }
+
+  #onDrain(): void {
+    if (this.#outputBacklog) {
+      this.#outputBacklog = false;
+      this.#updatePause();
+    }
+    for (const exchange of this.#requests.values()) exchange.drained();
+  }
+
+  #endWhenIdle(why: string): void {
+    this.#ending = true;
+    if (this.#requests.size === 0) this.#end(why);
+  }
+
+  /** Half-closes our side once queued output is out; input keeps being read (and ignored) until the peer closes. */
+  #end(why: string): void {
+    if (this.#closed || this.socket.writableEnded) return;
+    this.#ending = true;
+    this.#log.debug(`closing connection: ${why}`, { connection: this.id });
+    this.socket.end();
+    // Keep reading so a peer still sending gets no reset; give up after the linger time.
+    if (this.#paused) {
+      this.#paused = false;
+      this.socket.resume();
+    }
+    this.socket.setTimeout(LINGER_MS);
+  }
+
+  #onPeerEnd(): void {
+    const lost = new NodefpmError('NODEFPM_CONNECTION_LOST', 'the web server closed its side of the connection before the body ended');
+    for (const exchange of this.#requests.values()) {
+      if (exchange.state === ExchangeState.ReceivingParams) {
+        exchange.abort(lost);
+        exchange.end(0);
+        continue;
+      }
+      if (!exchange.stdin.ended) exchange.stdin.fail(lost);
+      if (exchange.data !== null && !exchange.data.ended) exchange.data.fail(lost);
+    }
+    // allowHalfOpen is on so responses in progress can still be written; close once they are done.
+    this.#endWhenIdle('the web server closed its side');
+  }
+
+  #onTimeout(): void {
+    if (this.socket.writableEnded) {
+      this.socket.destroy();
+      return;
+    }
+    if (this.#requests.size > 0) return;
+    this.#log.debug(`closing connection idle for idleTimeout (${this.#options.idleTimeout} ms)`, {
+      connection: this.id,
+      code: 'NODEFPM_IDLE_TIMEOUT',
+      midRecord: this.#parser.midRecord || undefined,
+    });
+    this.#end('idle timeout');
+  }
+
+  #onError(error: NodeJS.ErrnoException): void {
+    // Resets and broken pipes are how web servers drop connections; 'close' follows and aborts requests.
+    this.#log.debug('socket error', { connection: this.id, error: error.code ?? error.message });
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    this.#parser.stop();
+    const lost = new NodefpmError('NODEFPM_CONNECTION_LOST', 'the connection to the web server closed before the request ended');
+    for (const exchange of this.#requests.values()) {
+      this.#clearTimer(exchange);
+      exchange.abort(lost);
+      exchange.detach();
+      this.#host.requestFinished(exchange);
+    }
+    this.#requests.clear();
+    this.#flushQueue = [];
+    this.#host.connectionClosed(this);
+  }
+}
+

@@ -1,0 +1,202 @@
+// A request's incoming byte stream (FCGI_STDIN or FCGI_DATA): a bounded queue of chunks with backpressure.
+
+/** The side that feeds an InputStream (the connection); told when the stream has room again. */
+export interface InputSource {
+  inputHasRoom(stream: InputStream): void;
+}
+
+type Waiter = { resolve: (result: IteratorResult<Buffer>) => void; reject: (error: unknown) => void };
+
+/**
+ * The connection pushes chunks in; the reader takes them out, by async iteration, by awaiting read(),
+ * or synchronously with readSync() plus onReadable (what stream adapters use). When more than
+ * `highWaterMark` bytes wait unread, push() returns false and the connection stops reading its socket;
+ * when the reader brings the queue under the mark, the stream tells its source.
+ *
+ * The stream ends normally, or fails with an error (abort, lost connection, a limit) that every
+ * further read throws. A reader that does not want the rest calls discard(): queued and later chunks
+ * are dropped, so an unread body never holds the connection back.
+ */
+export class InputStream implements AsyncIterable<Buffer> {
+  readonly #source: InputSource;
+  readonly #highWaterMark: number;
+  #chunks: Buffer[] = [];
+  #head = 0;
+  #buffered = 0;
+  #received = 0;
+  #ended = false;
+  #error: unknown = null;
+  #discarding = false;
+  #full = false;
+  #waiter: Waiter | null = null;
+  #iterating = false;
+  /** Called (once per state change) when a chunk, the end or an error becomes readable. */
+  onReadable: (() => void) | null = null;
+
+  constructor(source: InputSource, highWaterMark: number) {
+    this.#source = source;
+    this.#highWaterMark = highWaterMark;
+  }
+
+  // ---- the connection's side ----
+
+  /** Queues a chunk (kept as given, possibly a view of a socket buffer). Returns false when the reader is behind. */
+  push(chunk: Buffer): boolean {
+    if (this.#ended || this.#error !== null) return true;
+    this.#received += chunk.length;
+    if (this.#discarding || chunk.length === 0) return true;
+    const waiter = this.#waiter;
+    if (waiter !== null && this.#buffered === 0) {
+      this.#waiter = null;
+      waiter.resolve({ value: chunk, done: false });
+      return true;
+    }
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    this.onReadable?.();
+    if (this.#buffered >= this.#highWaterMark) {
+      this.#full = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** The stream's last byte has arrived. */
+  end(): void {
+    if (this.#ended || this.#error !== null) return;
+    this.#ended = true;
+    const waiter = this.#waiter;
+    if (waiter !== null && this.#buffered === 0) {
+      this.#waiter = null;
+      waiter.resolve({ value: undefined, done: true });
+    }
+    this.onReadable?.();
+  }
+
+  /** Fails the stream: queued chunks are dropped and every read from now on throws `error`. */
+  fail(error: unknown): void {
+    if (this.#error !== null || (this.#ended && this.#buffered === 0)) return;
+    this.#error = error;
+    this.#release();
+    const waiter = this.#waiter;
+    if (waiter !== null) {
+      this.#waiter = null;
+      waiter.reject(error);
+    }
+    this.onReadable?.();
+  }
+
+  /** True while the queue is over the high-water mark and the reader has not caught up. */
+  get full(): boolean {
+    return this.#full;
+  }
+
+  // ---- the reader's side ----
+
+  /** Bytes that have arrived so far, read or not. */
+  get bytesReceived(): number {
+    return this.#received;
+  }
+
+  /** Bytes queued and not yet read. */
+  get bytesBuffered(): number {
+    return this.#buffered;
+  }
+
+  /** True once the stream ended normally (queued chunks may remain). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** The error the stream failed with, or null. */
+  get error(): unknown {
+    return this.#error;
+  }
+
+  /** True when the reader has taken everything: ended and empty, or failed. */
+  get finished(): boolean {
+    return (this.#ended && this.#buffered === 0) || this.#error !== null;
+  }
+
+  /**
+   * Takes the next chunk without waiting: a Buffer, `null` at the end, or `undefined` when nothing is
+   * there yet (set onReadable to hear when something is). Throws the stream's error if it failed.
+   */
+  readSync(): Buffer | null | undefined {
+    if (this.#error !== null) throw this.#error;
+    if (this.#buffered > 0) return this.#shift();
+    return this.#ended ? null : undefined;
+  }
+
+  /** Waits for the next chunk; resolves `null` at the end, rejects with the stream's error. */
+  async read(): Promise<Buffer | null> {
+    const result = await this.next();
+    return result.done === true ? null : result.value;
+  }
+
+  next(): Promise<IteratorResult<Buffer>> {
+    if (this.#error !== null) return Promise.reject(this.#error);
+    if (this.#buffered > 0) return Promise.resolve({ value: this.#shift(), done: false });
+    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+    if (this.#waiter !== null) {
+      return Promise.reject(new Error('InputStream: a read is already waiting; read the body from one place at a time'));
+    }
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  /** Drops what is queued and everything still to come: for a reader that does not want the rest. */
+  discard(): void {
+    if (this.#discarding) return;
+    this.#discarding = true;
+    this.#release();
+  }
+
+  /** True once discard() was called. */
+  get discarded(): boolean {
+    return this.#discarding;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    if (this.#iterating) throw new Error('InputStream: the body is already being iterated');
+    this.#iterating = true;
+    return {
+      next: () => this.next(),
+      // Breaking out of `for await` means the rest of the body is not wanted.
+      return: () => {
+        this.discard();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  #shift(): Buffer {
+    const chunk = this.#chunks[this.#head]!;
+    this.#chunks[this.#head] = undefined as unknown as Buffer;
+    this.#head++;
+    if (this.#head === this.#chunks.length) {
+      this.#chunks = [];
+      this.#head = 0;
+    } else if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#buffered -= chunk.length;
+    if (this.#full && this.#buffered < this.#highWaterMark) {
+      this.#full = false;
+      this.#source.inputHasRoom(this);
+    }
+    return chunk;
+  }
+
+  #release(): void {
+    this.#chunks = [];
+    this.#head = 0;
+    this.#buffered = 0;
+    if (this.#full) {
+      this.#full = false;
+      this.#source.inputHasRoom(this);
+    }
+  }
+}

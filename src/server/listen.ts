@@ -1,0 +1,188 @@
+// Listening addresses: parsing the accepted forms, inherited sockets (fd 0, systemd), and opening a net.Server on one.
+
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { fstatSync } from 'node:fs';
+import net from 'node:net';
+import { NodefpmError } from '../errors.js';
+
+export type ListenAddress =
+  | { kind: 'unix'; path: string }
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'fd'; fd: number }
+  /** A socket passed by systemd socket activation (LISTEN_FDS), optionally chosen by its FileDescriptorName. */
+  | { kind: 'systemd'; name?: string };
+
+export interface ListenOptions {
+  /** Permission bits for a Unix socket file. Default 0o660, as PHP-FPM's listen.mode. */
+  socketMode?: number;
+  /** Pending-connection queue length passed to listen(2). Default 511. */
+  backlog?: number;
+}
+
+const ACCEPTED_FORMS = 'unix:/path/app.sock, /path/app.sock, HOST:PORT, [IPv6]:PORT, fd:N, or systemd[:NAME]';
+
+function invalid(text: string, why: string): NodefpmError {
+  return new NodefpmError('NODEFPM_INVALID_ADDRESS', `listen address ${JSON.stringify(text)}: ${why}; accepted forms: ${ACCEPTED_FORMS}`);
+}
+
+function parsePort(text: string, port: string): number {
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw invalid(text, `port ${JSON.stringify(port)} is not 0-65535`);
+  return Number(port);
+}
+
+/** Parses the listen address forms nodefpm accepts (see ACCEPTED_FORMS). */
+export function parseListenAddress(text: string): ListenAddress {
+  const value = text.trim();
+  if (value.startsWith('unix:')) {
+    const path = value.slice(5);
+    if (path === '') throw invalid(text, 'no socket path after unix:');
+    return { kind: 'unix', path };
+  }
+  if (value.startsWith('/') || value.startsWith('./') || value.startsWith('../')) return { kind: 'unix', path: value };
+  if (value.startsWith('fd:')) {
+    const fd = value.slice(3);
+    if (!/^\d+$/.test(fd)) throw invalid(text, 'fd: needs a file descriptor number');
+    return { kind: 'fd', fd: Number(fd) };
+  }
+  if (value === 'systemd') return { kind: 'systemd' };
+  if (value.startsWith('systemd:')) return { kind: 'systemd', name: value.slice(8) };
+  const bracketed = /^\[([^\]]+)\]:(.+)$/.exec(value);
+  if (bracketed !== null) {
+    if (net.isIPv6(bracketed[1]!) === false) throw invalid(text, `${bracketed[1]} is not an IPv6 address`);
+    return { kind: 'tcp', host: bracketed[1]!, port: parsePort(text, bracketed[2]!) };
+  }
+  const colon = value.lastIndexOf(':');
+  if (colon <= 0 || value.indexOf(':') !== colon) throw invalid(text, 'not a recognised form');
+  return { kind: 'tcp', host: value.slice(0, colon), port: parsePort(text, value.slice(colon + 1)) };
+}
+
+/** Formats an address back into the text form parseListenAddress accepts. */
+export function formatListenAddress(address: ListenAddress): string {
+  switch (address.kind) {
+    case 'unix':
+      return `unix:${address.path}`;
+    case 'tcp':
+      return net.isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+    case 'fd':
+      return `fd:${address.fd}`;
+    case 'systemd':
+      return address.name === undefined ? 'systemd' : `systemd:${address.name}`;
+  }
+}
+
+/** The first fd systemd passes (SD_LISTEN_FDS_START). */
+const SYSTEMD_FIRST_FD = 3;
+
+/**
+ * The listening sockets systemd passed to this process, if any: LISTEN_FDS counts them from fd 3,
+ * LISTEN_PID must be this process (when set), LISTEN_FDNAMES names them (colon-separated).
+ */
+export function systemdSockets(env: NodeJS.ProcessEnv = process.env): Array<{ fd: number; name: string }> {
+  const count = Number(env.LISTEN_FDS);
+  if (!Number.isInteger(count) || count <= 0) return [];
+  if (env.LISTEN_PID !== undefined && Number(env.LISTEN_PID) !== process.pid) return [];
+  const names = env.LISTEN_FDNAMES?.split(':') ?? [];
+  return Array.from({ length: count }, (_, index) => ({ fd: SYSTEMD_FIRST_FD + index, name: names[index] ?? 'unknown' }));
+}
+
+/** True when fd 0 is a socket, as when a web server or spawn-fcgi started us (section 2.2). */
+export function stdinIsSocket(): boolean {
+  try {
+    return fstatSync(0).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The listener this process inherited, when it was started that way: systemd's first socket, else
+ * fd 0 when it is a socket. Whether fd 0 is *listening* is known only when listen() is tried on it.
+ */
+export function inheritedListenAddress(env: NodeJS.ProcessEnv = process.env): ListenAddress | null {
+  if (systemdSockets(env).length > 0) return { kind: 'systemd' };
+  if (stdinIsSocket()) return { kind: 'fd', fd: 0 };
+  return null;
+}
+
+async function isLiveUnixSocket(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+/** Removes a socket file left by a dead process; refuses when something listens on it or it is not a socket. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let stats;
+  try {
+    stats = await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (!stats.isSocket()) {
+    throw new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${path} exists and is not a socket; not replacing it`);
+  }
+  if (await isLiveUnixSocket(path)) {
+    throw new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${path} is in use: a process is listening on it`);
+  }
+  await unlink(path);
+}
+
+function listenOn(server: net.Server, target: net.ListenOptions | { fd: number }, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      if (error.code === 'EADDRINUSE') reject(new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${what} is in use`, { cause: error }));
+      else if (error.code === 'EINVAL' && 'fd' in target) {
+        reject(new NodefpmError('NODEFPM_NO_LISTENER', `${what} is not a listening socket`, { cause: error }));
+      } else reject(new NodefpmError('NODEFPM_INVALID_ADDRESS', `cannot listen on ${what}: ${error.message}`, { cause: error }));
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(target);
+  });
+}
+
+/** Starts `server` listening on `address`; resolves to the address actually bound (a real port for port 0). */
+export async function listenAt(server: net.Server, address: ListenAddress, options: ListenOptions = {}): Promise<ListenAddress> {
+  const backlog = options.backlog ?? 511;
+  switch (address.kind) {
+    case 'unix': {
+      await clearStaleSocket(address.path);
+      await listenOn(server, { path: address.path, backlog }, `unix:${address.path}`);
+      await chmod(address.path, options.socketMode ?? 0o660);
+      return address;
+    }
+    case 'tcp': {
+      await listenOn(server, { host: address.host, port: address.port, backlog }, formatListenAddress(address));
+      const bound = server.address() as net.AddressInfo;
+      return { kind: 'tcp', host: address.host, port: bound.port };
+    }
+    case 'fd':
+      await listenOn(server, { fd: address.fd }, `fd ${address.fd}`);
+      return address;
+    case 'systemd': {
+      const sockets = systemdSockets();
+      const chosen = address.name === undefined ? sockets[0] : sockets.find((socket) => socket.name === address.name);
+      if (chosen === undefined) {
+        throw new NodefpmError(
+          'NODEFPM_NO_LISTENER',
+          address.name === undefined
+            ? 'systemd passed no sockets (LISTEN_FDS is unset or LISTEN_PID is another process)'
+            : `systemd passed no socket named ${address.name} (LISTEN_FDNAMES=${process.env.LISTEN_FDNAMES ?? ''})`,
+        );
+      }
+      await listenOn(server, { fd: chosen.fd }, `systemd socket fd ${chosen.fd}`);
+      return address;
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// The server's limits and switches: one table of options with safe defaults, validated in one place.
+
+import { NodefpmError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Role } from '../protocol/index.js';
+
+/**
+ * Every bound the server enforces. docs/limits.md describes each one; all are per process.
+ * Times are in milliseconds; 0 turns a timeout off.
+ */
+export interface Limits {
+  /** Open connections. Beyond it, a connection's requests get FCGI_OVERLOADED and it is closed. Reported as FCGI_MAX_CONNS. */
+  maxConnections: number;
+  /** Requests in progress across all connections. Beyond it: FCGI_OVERLOADED. Reported as FCGI_MAX_REQS. */
+  maxRequests: number;
+  /** Requests in progress on one connection (when multiplexing). Beyond it: FCGI_OVERLOADED. */
+  maxRequestsPerConnection: number;
+  /** Bytes of one request's PARAMS stream (the CGI environment, HTTP headers included). Beyond it: 431. */
+  maxParamsBytes: number;
+  /** Bytes of one request body (FCGI_STDIN). Beyond it: 413, before the handler runs when CONTENT_LENGTH says so. */
+  maxBodyBytes: number;
+  /** Time from BEGIN_REQUEST until the PARAMS stream is complete. Beyond it: 408. */
+  paramsTimeout: number;
+  /** Time a connection with no request in progress may stay silent before it is closed. */
+  idleTimeout: number;
+  /** After FCGI_ABORT_REQUEST, how long the handler has to finish before END_REQUEST is sent without it. */
+  abortTimeout: number;
+  /** Body bytes buffered for one request before the connection stops reading the socket (input backpressure). */
+  inputHighWaterMark: number;
+  /** Bytes queued on a socket above which `write` returns false (output backpressure). At least 16 KiB. */
+  outputHighWaterMark: number;
+}
+
+export const defaultLimits: Readonly<Limits> = Object.freeze({
+  maxConnections: 1024,
+  maxRequests: 1024,
+  maxRequestsPerConnection: 128,
+  maxParamsBytes: 128 * 1024,
+  maxBodyBytes: 2 * 1024 * 1024 * 1024,
+  paramsTimeout: 30_000,
+  idleTimeout: 60_000,
+  abortTimeout: 5_000,
+  inputHighWaterMark: 128 * 1024,
+  outputHighWaterMark: 64 * 1024,
+});
+
+export interface ServerOptions extends Partial<Limits> {
+  /** Accept several concurrent requests on one connection (FCGI_MPXS_CONNS=1). Off: a second one gets FCGI_CANT_MPX_CONN. Default true. */
+  multiplex?: boolean;
+  /** Roles served; a BEGIN_REQUEST for any other role gets FCGI_UNKNOWN_ROLE. Default [Responder]. */
+  roles?: readonly number[];
+  /** Peer addresses allowed to connect (IPv4 or IPv6), added to FCGI_WEB_SERVER_ADDRS. Unset and no env: everyone. */
+  allowedClients?: readonly string[];
+  /** Read FCGI_WEB_SERVER_ADDRS from the environment (section 3.2). Default true. */
+  useWebServerAddrs?: boolean;
+  /** Where the server logs its reasons. Default: lines on stderr at level info. */
+  logger?: Logger;
+}
+
+export interface ResolvedOptions extends Limits {
+  multiplex: boolean;
+  roles: ReadonlySet<number>;
+  allowedClients: ReadonlySet<string> | null;
+}
+
+function checkCount(name: string, value: number, min: number): void {
+  if (!(Number.isInteger(value) || value === Infinity) || value < min) {
+    throw new NodefpmError('NODEFPM_INVALID_OPTION', `option ${name} must be an integer >= ${min} (or Infinity), got ${String(value)}`);
+  }
+}
+
+/** Normalises a peer address for comparison: IPv4-mapped IPv6 ("::ffff:1.2.3.4") becomes plain IPv4. */
+export function normalizeAddress(address: string): string {
+  const lower = address.toLowerCase();
+  return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
+}
+
+/** Applies defaults and checks every option; throws NODEFPM_INVALID_OPTION naming the bad one. */
+export function resolveOptions(options: ServerOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
+  const limits: Limits = { ...defaultLimits };
+  for (const key of Object.keys(defaultLimits) as Array<keyof Limits>) {
+    const value = options[key];
+    if (value === undefined) continue;
+    checkCount(key, value, key.endsWith('Timeout') ? 0 : 1);
+    limits[key] = value;
+  }
+  if (limits.outputHighWaterMark < 16 * 1024) {
+    // Below the socket's own mark the socket never emits 'drain' for our threshold.
+    throw new NodefpmError('NODEFPM_INVALID_OPTION', 'option outputHighWaterMark must be at least 16384');
+  }
+  const roles = new Set(options.roles ?? [Role.Responder]);
+  for (const role of roles) {
+    if (role !== Role.Responder && role !== Role.Authorizer && role !== Role.Filter) {
+      throw new NodefpmError('NODEFPM_INVALID_OPTION', `option roles: ${String(role)} is not a FastCGI role (1, 2 or 3)`);
+    }
+  }
+  let allowed: Set<string> | null = null;
+  const fromEnv = options.useWebServerAddrs === false ? undefined : env.FCGI_WEB_SERVER_ADDRS;
+  if (fromEnv !== undefined || options.allowedClients !== undefined) {
+    allowed = new Set();
+    for (const entry of [...(fromEnv?.split(',') ?? []), ...(options.allowedClients ?? [])]) {
+      const address = entry.trim();
+      if (address !== '') allowed.add(normalizeAddress(address));
+    }
+  }
+  return { ...limits, multiplex: options.multiplex ?? true, roles, allowedClients: allowed };
+}
