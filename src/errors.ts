@@ -46,6 +46,7 @@ export const errorCatalogue = {
   NODEFPM_ADDRESS_IN_USE: { status: undefined, summary: 'A Unix socket path is in use by a live listener.' },
   NODEFPM_NO_LISTENER: { status: undefined, summary: 'No address was given and fd 0 is not a listening socket.' },
   NODEFPM_APP_LOAD: { status: undefined, summary: 'The application module could not be loaded or has no usable default export.' },
+  NODEFPM_USAGE: { status: undefined, summary: 'The nodefpm command line cannot be acted on: an unknown option, a missing value, or no app module.' },
 
   // Client side (nodefpm talking to a FastCGI application).
   NODEFPM_CLIENT_CONNECT: { status: 502, summary: 'The client could not connect to the FastCGI application.' },
@@ -56,6 +57,32 @@ export const errorCatalogue = {
   NODEFPM_CLIENT_ABORTED: { status: undefined, summary: 'The caller aborted the client request.' },
   NODEFPM_CLIENT_BODY: { status: undefined, summary: 'The body or data stream given to a client request failed while being sent (its error is the cause).' },
   NODEFPM_CLIENT_CLOSING: { status: undefined, summary: 'A request was made on an FcgiClient after close() or destroy() was called.' },
+
+  // The fetch adapter (nodefpm/fetch).
+  NODEFPM_FETCH_BAD_URL: { status: 400, summary: 'The fetch adapter could not make a valid URL for the Request from the request params (host and REQUEST_URI).' },
+  NODEFPM_FETCH_NOT_A_RESPONSE: { status: 500, summary: 'A fetch handler returned, or resolved to, something other than a Response.' },
+  NODEFPM_FETCH_BODY_USED: { status: 500, summary: 'A fetch handler returned a Response whose body was already used or locked, so it cannot be sent.' },
+
+  // The validator (nodefpm/validate): the application or the web server broke the CGI/FastCGI interface.
+  // Each maps to 500 because, in its default mode, the validator answers the request 500 when it still can.
+  NODEFPM_VALIDATE_HEAD_TWICE: { status: 500, summary: 'The validator saw the CGI head of one response written more than once.' },
+  NODEFPM_VALIDATE_NO_HEAD: { status: 500, summary: 'The validator saw body bytes, or the end of a response, before any CGI head was written.' },
+  NODEFPM_VALIDATE_WRITE_AFTER_END: { status: 500, summary: 'The validator saw output written to a response after it was ended.' },
+  NODEFPM_VALIDATE_NOT_ENDED: { status: 500, summary: 'The validator saw a request finish (aborted, dropped or timed out) without the application ending its response.' },
+  NODEFPM_VALIDATE_HEAD_MALFORMED: { status: 500, summary: 'The validator found a CGI head that does not parse: a line without a colon, no blank line at its end, or no header at all.' },
+  NODEFPM_VALIDATE_STATUS: { status: 500, summary: 'The validator found a Status header that is not a final HTTP status (200-599) with a legal reason phrase.' },
+  NODEFPM_VALIDATE_HEADER_NAME: { status: 500, summary: 'The validator found a response header name that is not an HTTP token.' },
+  NODEFPM_VALIDATE_HEADER_VALUE: { status: 500, summary: 'The validator found a response header value with a control character or a character above U+00FF.' },
+  NODEFPM_VALIDATE_HOP_BY_HOP: { status: 500, summary: 'The validator found Transfer-Encoding or another hop-by-hop header in a CGI response, where the web server owns them.' },
+  NODEFPM_VALIDATE_CONTENT_LENGTH: { status: 500, summary: 'The validator found a response Content-Length that is malformed, repeated, not allowed, or not the number of body bytes sent.' },
+  NODEFPM_VALIDATE_BODY_NOT_ALLOWED: { status: 500, summary: 'The validator saw body bytes in a response to HEAD, or with status 204 or 304, which have no body.' },
+  NODEFPM_VALIDATE_READ_AFTER_END: { status: 500, summary: 'The validator saw the request body read after the response was ended.' },
+  NODEFPM_VALIDATE_NOT_A_RESPONSE: { status: 500, summary: 'The validator saw a fetch handler return, or resolve to, something other than a Response.' },
+  NODEFPM_VALIDATE_BODY_USED: { status: 500, summary: 'The validator saw a fetch handler return a Response whose body was already used or locked, or one it had returned before.' },
+  NODEFPM_VALIDATE_PARAM_MISSING: { status: 500, summary: 'The validator found a CGI/1.1 param that applications rely on missing from the request.' },
+  NODEFPM_VALIDATE_PARAM_INVALID: { status: 500, summary: 'The validator found a CGI/1.1 param whose value its definition does not allow.' },
+  NODEFPM_VALIDATE_PARAM_CONFLICT: { status: 500, summary: 'The validator found HTTP_CONTENT_TYPE or HTTP_CONTENT_LENGTH disagreeing with CONTENT_TYPE or CONTENT_LENGTH.' },
+  NODEFPM_VALIDATE_BODY_LENGTH: { status: 500, summary: 'The validator found a request body (FCGI_STDIN) whose length differs from CONTENT_LENGTH.' },
 } as const satisfies Record<string, { status: number | undefined; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -111,18 +111,27 @@ export class Body implements AsyncIterable<Buffer> {
     const limit = options.limit ?? this.#limits.lineLimit;
     const parts: Buffer[] = [];
     let length = 0;
+    /** The bytes gathered so far end with CR, which may be the first half of a CRLF split across chunks. */
+    let endsWithCR = false;
+    const tooLong = (): NodefpmError => {
+      this.#stream.discard();
+      return new NodefpmError('NODEFPM_LINE_TOO_LONG', `a line of the request body is longer than ${limit} bytes`);
+    };
     for (;;) {
       const chunk = await this.read();
-      if (chunk === null) return length === 0 && parts.length === 0 ? null : Buffer.concat(parts, length);
+      if (chunk === null) {
+        if (length > limit) throw tooLong();
+        return length === 0 && parts.length === 0 ? null : Buffer.concat(parts, length);
+      }
       const newline = chunk.indexOf(LF);
       const take = newline === -1 ? chunk.length : newline;
-      if (length + take > limit) {
-        this.#stream.discard();
-        throw new NodefpmError('NODEFPM_LINE_TOO_LONG', `a line of the request body is longer than ${limit} bytes`);
-      }
+      // A CR before the LF belongs to the terminator, not to the line the limit bounds.
+      const crAtEnd: boolean = take > 0 ? chunk[take - 1] === CR : endsWithCR;
+      if (length + take - (crAtEnd ? 1 : 0) > limit) throw tooLong();
       if (newline === -1) {
         parts.push(chunk);
         length += chunk.length;
+        endsWithCR = crAtEnd;
         continue;
       }
       if (newline + 1 < chunk.length) this.#leftover = chunk.subarray(newline + 1);

@@ -175,12 +175,19 @@ export class Response extends EventEmitter implements ExchangeListener {
   end(chunk?: string | Uint8Array, encoding?: BufferEncoding): this {
     if (this.#ended) return this;
     if (!this.#headersSent) {
-      if (!this.#isHead && !statusHasNoBody(this.statusCode) && !this.#headers.has('content-length')) {
+      const autoLength = !this.#isHead && !statusHasNoBody(this.statusCode) && !this.#headers.has('content-length');
+      if (autoLength) {
         const length =
           chunk === undefined ? 0 : typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding ?? 'utf8') : chunk.length;
         this.#headers.set('content-length', ['Content-Length', String(length)]);
       }
-      this.#sendHead();
+      try {
+        this.#sendHead();
+      } catch (error) {
+        // Nothing went out (an invalid status): leave no Content-Length behind for a later end() with another body.
+        if (autoLength) this.#headers.delete('content-length');
+        throw error;
+      }
     }
     if (chunk !== undefined && !this.#noBody) this.write(chunk, encoding);
     this.#ended = true;
@@ -207,16 +214,38 @@ export class Response extends EventEmitter implements ExchangeListener {
 
   /** A Node Writable over this response, for pipeline() and libraries that write to streams. */
   toWritable(): Writable {
-    return new Writable({
+    const writable = new Writable({
       write: (chunk: Buffer, _encoding, callback) => {
-        if (this.write(chunk)) callback();
+        let ready: boolean;
+        try {
+          ready = this.write(chunk);
+        } catch (error) {
+          // Thrown out of _write it would be an uncaught exception; as the callback's error it fails the stream.
+          callback(error as Error);
+          return;
+        }
+        if (ready) callback();
         else this.once('drain', () => callback());
       },
       final: (callback) => {
-        this.end();
+        try {
+          this.end();
+        } catch (error) {
+          callback(error as Error);
+          return;
+        }
         callback();
       },
     });
+    // An aborted request or a lost connection never drains: fail the stream so that pipeline() settles.
+    const closedEarly = (): void => {
+      if (!this.#ended) {
+        writable.destroy(this.#exchange.abortReason ?? new NodefpmError('NODEFPM_CONNECTION_LOST', 'the response closed before it ended'));
+      }
+    };
+    if (this.#closed) closedEarly();
+    else this.once('close', closedEarly);
+    return writable;
   }
 
   // ---- ExchangeListener ----

@@ -69,6 +69,12 @@ export class Connection implements RecordSink, ExchangeHost {
   readonly #begunIds = new Set<number>();
   /** Accepted beyond maxConnections: every request is refused with OVERLOADED. */
   readonly #overloaded: boolean;
+  /**
+   * Queued output at which writers are told to wait: outputHighWaterMark, but never below the socket's
+   * own mark, since the socket emits 'drain' only after a write that went over its mark (Node 22's
+   * sockets default to 64 KiB, and a listener may ask for any mark).
+   */
+  readonly #outputLimit: number;
   #ending = false;
   #closed = false;
   #paused = false;
@@ -88,6 +94,7 @@ export class Connection implements RecordSink, ExchangeHost {
     this.#options = host.options;
     this.#log = host.log;
     this.#overloaded = overloaded;
+    this.#outputLimit = Math.max(this.#options.outputHighWaterMark, socket.writableHighWaterMark);
     this.#parser = new RecordParser(this);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#onDrain());
@@ -183,7 +190,7 @@ export class Connection implements RecordSink, ExchangeHost {
       this.writeOut(encodeUnknownType(type));
     }
     // A peer that sends management records without reading the answers must not grow our queue forever.
-    if (this.socket.writableLength >= this.#options.outputHighWaterMark) {
+    if (this.socket.writableLength >= this.#outputLimit) {
       this.#outputBacklog = true;
       this.#updatePause();
     }
@@ -419,7 +426,7 @@ export class Connection implements RecordSink, ExchangeHost {
   // ---- output (ExchangeHost) ----
 
   get outputBlocked(): boolean {
-    return this.socket.writableLength >= this.#options.outputHighWaterMark;
+    return this.socket.writableLength >= this.#outputLimit;
   }
 
   writeOut(buffer: Buffer): void {
@@ -504,18 +511,22 @@ export class Connection implements RecordSink, ExchangeHost {
   }
 
   #onPeerEnd(): void {
-    const lost = new NodefpmError('NODEFPM_CONNECTION_LOST', 'the web server closed its side of the connection before the body ended');
-    for (const exchange of this.#requests.values()) {
-      if (exchange.state === ExchangeState.ReceivingParams) {
-        exchange.abort(lost);
-        exchange.end(0);
-        continue;
-      }
-      if (!exchange.stdin.ended) exchange.stdin.fail(lost);
-      if (exchange.data !== null && !exchange.data.ended) exchange.data.fail(lost);
+    if (this.#parser.midRecord && !this.socket.writableEnded) {
+      this.#log.error('protocol error: the web server closed the connection in the middle of a record; the truncated record is dropped', {
+        connection: this.id,
+        code: 'NODEFPM_PROTOCOL_RECORD',
+      });
     }
-    // allowHalfOpen is on so responses in progress can still be written; close once they are done.
-    this.#endWhenIdle('the web server closed its side');
+    // FastCGI has no half-close: a web server that closes its side has dropped the connection (nginx
+    // does so when its client goes away; section 5.4 makes closing the abort). Every request in
+    // progress is aborted, so handlers see req.signal fire; output already queued still goes out, then
+    // our side closes and 'close' forgets what is left, whether or not its handler has finished.
+    const lost = new NodefpmError('NODEFPM_CONNECTION_LOST', 'the web server closed the connection before the request ended');
+    for (const exchange of this.#requests.values()) {
+      exchange.abort(lost);
+      if (exchange.state === ExchangeState.ReceivingParams) exchange.end(0);
+    }
+    this.#end('the web server closed its side');
   }
 
   #onTimeout(): void {

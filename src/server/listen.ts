@@ -45,7 +45,11 @@ export function parseListenAddress(text: string): ListenAddress {
     return { kind: 'fd', fd: Number(fd) };
   }
   if (value === 'systemd') return { kind: 'systemd' };
-  if (value.startsWith('systemd:')) return { kind: 'systemd', name: value.slice(8) };
+  if (value.startsWith('systemd:')) {
+    const name = value.slice(8);
+    if (name === '') throw invalid(text, 'no socket name after systemd:');
+    return { kind: 'systemd', name };
+  }
   const bracketed = /^\[([^\]]+)\]:(.+)$/.exec(value);
   if (bracketed !== null) {
     if (net.isIPv6(bracketed[1]!) === false) throw invalid(text, `${bracketed[1]} is not an IPv6 address`);
@@ -104,14 +108,23 @@ export function inheritedListenAddress(env: NodeJS.ProcessEnv = process.env): Li
   return null;
 }
 
-async function isLiveUnixSocket(path: string): Promise<boolean> {
+/**
+ * Why the socket file at `path` must be left alone, or null when it is stale. Only ECONNREFUSED (no
+ * one bound) proves a socket file stale: EAGAIN means a live listener whose queue is full, and other
+ * errors (EACCES, ...) say nothing about whether one is there.
+ */
+async function whyInUse(path: string): Promise<string | null> {
   return new Promise((resolve) => {
     const probe = net.connect({ path });
     probe.once('connect', () => {
       probe.destroy();
-      resolve(true);
+      resolve('a process is listening on it');
     });
-    probe.once('error', () => resolve(false));
+    probe.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') resolve(null);
+      else if (error.code === 'EAGAIN') resolve('a process is listening on it (its connection queue is full)');
+      else resolve(`cannot tell whether a process listens on it (connect: ${error.code ?? error.message}); not replacing it`);
+    });
   });
 }
 
@@ -127,10 +140,13 @@ async function clearStaleSocket(path: string): Promise<void> {
   if (!stats.isSocket()) {
     throw new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${path} exists and is not a socket; not replacing it`);
   }
-  if (await isLiveUnixSocket(path)) {
-    throw new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${path} is in use: a process is listening on it`);
+  const inUse = await whyInUse(path);
+  if (inUse !== null) throw new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${path} is in use: ${inUse}`);
+  try {
+    await unlink(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  await unlink(path);
 }
 
 function listenOn(server: net.Server, target: net.ListenOptions | { fd: number }, what: string): Promise<void> {

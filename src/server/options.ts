@@ -1,12 +1,13 @@
 // The server's limits and switches: one table of options with safe defaults, validated in one place.
 
+import net from 'node:net';
 import { NodefpmError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Role } from '../protocol/index.js';
 
 /**
  * Every bound the server enforces. docs/limits.md describes each one; all are per process.
- * Times are in milliseconds; 0 turns a timeout off.
+ * Times are in milliseconds; 0 (or Infinity) turns a timeout off.
  */
 export interface Limits {
   /** Open connections. Beyond it, a connection's requests get FCGI_OVERLOADED and it is closed. Reported as FCGI_MAX_CONNS. */
@@ -69,6 +70,21 @@ function checkCount(name: string, value: number, min: number): void {
   }
 }
 
+/** Node's timers hold at most 2^31-1 ms (beyond it they fire after 1 ms, and socket.setTimeout throws). */
+const MAX_TIMEOUT = 2_147_483_647;
+
+/** A timeout in ms: 0 and Infinity both mean off (resolved to 0). */
+function checkTimeout(name: string, value: number): number {
+  if (value === Infinity) return 0;
+  if (!Number.isInteger(value) || value < 0 || value > MAX_TIMEOUT) {
+    throw new NodefpmError(
+      'NODEFPM_INVALID_OPTION',
+      `option ${name} must be an integer from 0 (off) to ${MAX_TIMEOUT} ms, or Infinity (off), got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
 /** Normalises a peer address for comparison: IPv4-mapped IPv6 ("::ffff:1.2.3.4") becomes plain IPv4. */
 export function normalizeAddress(address: string): string {
   const lower = address.toLowerCase();
@@ -81,8 +97,12 @@ export function resolveOptions(options: ServerOptions = {}, env: NodeJS.ProcessE
   for (const key of Object.keys(defaultLimits) as Array<keyof Limits>) {
     const value = options[key];
     if (value === undefined) continue;
-    checkCount(key, value, key.endsWith('Timeout') ? 0 : 1);
-    limits[key] = value;
+    if (key.endsWith('Timeout')) {
+      limits[key] = checkTimeout(key, value);
+    } else {
+      checkCount(key, value, 1);
+      limits[key] = value;
+    }
   }
   if (limits.outputHighWaterMark < 16 * 1024) {
     // Below the socket's own mark the socket never emits 'drain' for our threshold.
@@ -98,9 +118,18 @@ export function resolveOptions(options: ServerOptions = {}, env: NodeJS.ProcessE
   const fromEnv = options.useWebServerAddrs === false ? undefined : env.FCGI_WEB_SERVER_ADDRS;
   if (fromEnv !== undefined || options.allowedClients !== undefined) {
     allowed = new Set();
-    for (const entry of [...(fromEnv?.split(',') ?? []), ...(options.allowedClients ?? [])]) {
+    const entries = [
+      ...(fromEnv?.split(',') ?? []).map((entry) => ['FCGI_WEB_SERVER_ADDRS', entry] as const),
+      ...(options.allowedClients ?? []).map((entry) => ['option allowedClients', entry] as const),
+    ];
+    for (const [source, entry] of entries) {
       const address = entry.trim();
-      if (address !== '') allowed.add(normalizeAddress(address));
+      if (address === '') continue;
+      // An entry that can never match a peer would refuse everyone without saying why.
+      if (net.isIP(address) === 0) {
+        throw new NodefpmError('NODEFPM_INVALID_OPTION', `${source}: ${JSON.stringify(address)} is not an IP address`);
+      }
+      allowed.add(normalizeAddress(address));
     }
   }
   return { ...limits, multiplex: options.multiplex ?? true, roles, allowedClients: allowed };

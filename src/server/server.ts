@@ -81,7 +81,10 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
     if (this.#closing) throw new NodefpmError('NODEFPM_SERVER_CLOSING', 'the server is closing');
     const parsed = typeof address === 'string' ? parseListenAddress(address) : address;
     const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.handleConnection(socket));
-    listener.on('error', (error) => this.log.error('listener error', { error }));
+    // A failure to start listening is listenAt's to report (it rejects); log only errors of a listening server.
+    listener.on('error', (error) => {
+      if (listener.listening) this.log.error('listener error', { error });
+    });
     const bound = await listenAt(listener, parsed, options);
     this.#listeners.push(listener);
     this.#addresses.push(bound);
