@@ -34,6 +34,16 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+if (suite === 'interop') {
+  // The interop tests run real web servers from Debian's packages: install what is missing first.
+  const deps = spawnSync('bash', ['scripts/interop-deps.sh'], { stdio: 'inherit' });
+  if (deps.status !== 0) {
+    console.error('interop: the Debian packages these tests need are missing and could not be installed (see above);');
+    console.error('interop: run `npm run test:interop` as root, or `bash scripts/interop-deps.sh` as root first.');
+    process.exit(1);
+  }
+}
+
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env: { ...process.env, NODEFPM_TEST_SUITE: suite },
