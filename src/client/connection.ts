@@ -275,7 +275,8 @@ export class ClientConnection extends EventEmitter {
     this.#socket = socket;
     this.address = address ?? (socket.remoteAddress !== undefined ? `${socket.remoteAddress}:${socket.remotePort}` : 'the FastCGI application');
     this.#maxRequests = options.multiplex === true ? Math.max(1, Math.min(options.maxRequests ?? 100, 65535)) : 1;
-    this.#parser = new RecordParser({ onRecord: (type, requestId, content) => this.#onRecord(type, requestId, content) });
+    // STDOUT and STDERR are consumed as streams, so records straddling socket reads are taken in parts, uncopied.
+    this.#parser = new RecordParser({ onRecord: (type, requestId, content) => this.#onRecord(type, requestId, content) }, { streamParts: true });
     this.#closedPromise = new Promise((resolve) => socket.once('close', () => resolve()));
     // Requests and their params go out as soon as written: Nagle would hold the STDIN that follows.
     socket.setNoDelay(true);

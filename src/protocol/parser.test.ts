@@ -750,3 +750,70 @@ describe('midRecord and recordsSeen', () => {
     }
   });
 });
+
+describe('streamParts: stream records handed on in parts, as views', () => {
+  const isStream = (type: number): boolean => type >= RecordType.Params && type <= RecordType.Data;
+
+  it('a STDIN record split across two chunks arrives as two views, a BEGIN_REQUEST split the same way whole', () => {
+    const stdin = raw(RecordType.Stdin, 1, Buffer.alloc(32768, 0x61), 0);
+    const begin = encodeBeginRequest(1, Role.Responder, 1);
+    const stream = Buffer.concat([stdin, begin]);
+    const chunks = split(stream, [20000, stdin.length + 4]);
+    const { sink, seen } = collector();
+    const parser = new RecordParser(sink, { streamParts: true });
+    for (const chunk of chunks) assert.equal(parser.push(chunk), undefined);
+    assert.equal(seen.length, 3, 'two STDIN parts and one BEGIN_REQUEST');
+    assert.deepEqual(
+      seen.map((s) => [s.type, s.content.length]),
+      [
+        [RecordType.Stdin, 20000 - 8],
+        [RecordType.Stdin, 32768 - (20000 - 8)],
+        [RecordType.BeginRequest, 8],
+      ],
+    );
+    assert.ok(overlaps(seen[0]!.given, chunks[0]!), 'first part is a view of the first chunk');
+    assert.ok(overlaps(seen[1]!.given, chunks[1]!), 'second part is a view of the second chunk');
+    assert.ok(!overlaps(seen[2]!.given, chunks[1]!) && !overlaps(seen[2]!.given, chunks[2]!), 'the split BEGIN_REQUEST is assembled');
+    assert.deepEqual(decodeBeginRequest(seen[2]!.content), { role: Role.Responder, flags: 1 });
+    assert.equal(parser.recordsSeen, 2, 'the STDIN record counts once');
+  });
+
+  it('for any chunking, stream records arrive as non-empty views that concatenate to each record, discrete records whole (property)', () => {
+    fc.assert(
+      fc.property(fc.array(specArb, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 40 }), (specs, cutSeeds) => {
+        const { stream, expected } = build(specs);
+        const chunks = split(stream, cutSeeds.map((c) => c % (stream.length + 1)));
+        const { sink, seen } = collector();
+        const parser = new RecordParser(sink, { streamParts: true });
+        for (const chunk of chunks) assert.equal(parser.push(chunk), undefined);
+        let next = 0;
+        for (const record of expected) {
+          if (!isStream(record.type) || record.content.length === 0) {
+            const call = seen[next++];
+            assert.ok(call !== undefined, 'a call for every record');
+            assert.deepEqual({ type: call.type, requestId: call.requestId, content: call.content }, record);
+            continue;
+          }
+          let gathered = 0;
+          while (gathered < record.content.length) {
+            const call = seen[next++];
+            assert.ok(call !== undefined, `missing part of a ${record.content.length}-byte record`);
+            assert.equal(call.type, record.type);
+            assert.equal(call.requestId, record.requestId);
+            assert.ok(call.content.length > 0, 'parts are never empty');
+            assert.ok(
+              chunks.some((chunk) => overlaps(call.given, chunk)),
+              'every part is a view of a chunk',
+            );
+            assert.deepEqual(call.content, record.content.subarray(gathered, gathered + call.content.length));
+            gathered += call.content.length;
+          }
+        }
+        assert.equal(next, seen.length, 'no extra calls');
+        assert.equal(parser.recordsSeen, expected.length);
+        assert.equal(parser.midRecord, false, 'nothing pending at the end of a valid stream');
+      }),
+      { numRuns: 150 },
+    );
+  });
+});

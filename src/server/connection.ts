@@ -95,7 +95,8 @@ export class Connection implements RecordSink, ExchangeHost {
     this.#log = host.log;
     this.#overloaded = overloaded;
     this.#outputLimit = Math.max(this.#options.outputHighWaterMark, socket.writableHighWaterMark);
-    this.#parser = new RecordParser(this);
+    // Stream records are taken in parts as views: a body record straddling two socket reads is not copied.
+    this.#parser = new RecordParser(this, { streamParts: true });
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#onDrain());
     socket.on('end', () => this.#onPeerEnd());
