@@ -33,6 +33,8 @@ export const errorCatalogue = {
   NODEFPM_BODY_INCOMPLETE: { status: 400, summary: 'FCGI_STDIN carried fewer or more bytes than CONTENT_LENGTH: the upload did not arrive whole.' },
   NODEFPM_BODY_MALFORMED: { status: 400, summary: 'The request body could not be parsed as the format asked for (JSON, text).' },
   NODEFPM_BODY_CONSUMED: { status: undefined, summary: 'The request body was read a second time, or two readers competed for it.' },
+  NODEFPM_DATA_INCOMPLETE: { status: 500, summary: 'FCGI_DATA (the Filter role\'s file) carried fewer or more bytes than FCGI_DATA_LENGTH: the file changed or did not arrive whole.' },
+  NODEFPM_FILTER_INPUT_DROPPED: { status: 413, summary: 'A Filter handler started its output before reading FCGI_STDIN to its end, and more than bodyLimit bytes were left unread while the output waited: the rest was dropped.' },
 
   // Response misuse by application code.
   NODEFPM_HEADERS_SENT: { status: undefined, summary: 'A header or the status was changed after the headers were sent.' },
@@ -83,6 +85,36 @@ export const errorCatalogue = {
   NODEFPM_VALIDATE_PARAM_INVALID: { status: 500, summary: 'The validator found a CGI/1.1 param whose value its definition does not allow.' },
   NODEFPM_VALIDATE_PARAM_CONFLICT: { status: 500, summary: 'The validator found HTTP_CONTENT_TYPE or HTTP_CONTENT_LENGTH disagreeing with CONTENT_TYPE or CONTENT_LENGTH.' },
   NODEFPM_VALIDATE_BODY_LENGTH: { status: 500, summary: 'The validator found a request body (FCGI_STDIN) whose length differs from CONTENT_LENGTH.' },
+
+  // Cookies, signing, files and error pages (the native request and response).
+  NODEFPM_COOKIE_INVALID: { status: undefined, summary: 'A cookie to set has a name, value or attribute browsers would reject (see serializeCookie).' },
+  NODEFPM_COOKIE_HEADER_TOO_LARGE: { status: 431, summary: 'The Cookie request header exceeded maxCookieBytes.' },
+  NODEFPM_COOKIE_SIGNATURE: { status: 400, summary: 'A signed cookie failed verification: tampered, signed with a key not in keys, or not signed at all.' },
+  NODEFPM_FILE_NOT_FOUND: { status: 404, summary: 'sendFile found no regular file at the path (missing, a directory without index, or not readable).' },
+  NODEFPM_PATH_REFUSED: { status: 404, summary: 'sendFile refused a path: it climbs out of the root, holds a NUL or bad encoding, names a dotfile, or is a symlink leading outside the root (answered as 404 so existence is not revealed).' },
+
+  // Sessions (src/http/session).
+  NODEFPM_SESSION_FORGED: { status: 400, summary: 'A route that requires a session got a session cookie whose signature does not verify (tampered, forged, or signed with a key no longer in keys).' },
+  NODEFPM_SESSION_REQUIRED: { status: 401, summary: 'A route that requires a session got a request with no session cookie, or one whose id is unknown or expired.' },
+  NODEFPM_SESSION_TOO_LARGE: { status: 500, summary: 'Session data serialised to more bytes of JSON than the maxSize option allows, so it was not saved.' },
+  NODEFPM_SESSION_STORE: { status: 500, summary: 'A session store failed: an I/O or Redis error (the cause), an id that is not a session id, or data that is not a JSON object.' },
+  NODEFPM_SESSION_NOT_INSTALLED: { status: 500, summary: 'sessions.get(req) was called for a request the session middleware did not wrap.' },
+
+  // The request's URL, query and forms (req.fullUrl, req.basePath, req.query, req.form(); docs/request.md).
+  NODEFPM_BAD_URL: { status: 400, summary: 'The request URL could not be built or decoded: a Host that is not a host name, a target that is not a path, or a path that is not valid percent-encoded UTF-8.' },
+  NODEFPM_QUERY_MALFORMED: { status: 400, summary: 'The query string has bad percent-encoding (% not followed by two hex digits) or bytes that are not valid UTF-8; the reason names the sequence.' },
+  NODEFPM_QUERY_TOO_MANY_PARAMS: { status: 400, summary: 'The query string has more parameters than maxQueryParams.' },
+  NODEFPM_FORM_UNSUPPORTED_TYPE: { status: 400, summary: 'req.form() was called on a request whose Content-Type is neither application/x-www-form-urlencoded nor multipart/form-data (or has an unsupported charset).' },
+  NODEFPM_FORM_MALFORMED: { status: 400, summary: 'The form body is malformed: bad percent-encoding, a missing or invalid multipart boundary, a malformed part header, or a body that ends before the closing boundary.' },
+  NODEFPM_FORM_TOO_LARGE: { status: 413, summary: 'The form body exceeded maxFormBytes (urlencoded) or maxMultipartBytes (multipart).' },
+  NODEFPM_FORM_TOO_MANY_FIELDS: { status: 413, summary: 'The form has more fields than maxFields.' },
+  NODEFPM_FORM_TOO_MANY_FILES: { status: 413, summary: 'The multipart form has more files than maxFiles.' },
+  NODEFPM_FORM_FIELD_TOO_LARGE: { status: 413, summary: 'A form field value exceeded maxFieldBytes.' },
+  NODEFPM_FORM_FIELD_NAME_TOO_LARGE: { status: 413, summary: 'A form field or file name exceeded maxFieldNameBytes.' },
+  NODEFPM_FORM_FILE_TOO_LARGE: { status: 413, summary: 'An uploaded file exceeded maxFileBytes.' },
+  NODEFPM_FORM_PART_HEADER_TOO_LARGE: { status: 413, summary: 'The header block of a multipart part exceeded maxPartHeaderBytes.' },
+  NODEFPM_FORM_UPLOAD_FAILED: { status: 500, summary: 'An uploaded file could not be written to its temp file (uploadDir missing or not writable, disk full); the cause says why.' },
+  NODEFPM_FORM_AFTER_END: { status: undefined, summary: 'req.form() was called, or was still reading, when the response ended: temp files are not kept past the response.' },
 } as const satisfies Record<string, { status: number | undefined; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -137,6 +137,11 @@ export class Exchange {
     return this.#paramsBlock?.get(name);
   }
 
+  /** The PARAMS stream as received (null until complete), for a layer that reads every pair in one pass of its own. */
+  get paramsBlock(): ParamsBlock | null {
+    return this.#paramsBlock;
+  }
+
   // ---- abort ----
 
   /** Why the request was aborted, or null. */
@@ -190,6 +195,8 @@ export class Exchange {
    */
   writeHead(head: string): boolean {
     if (this.#abortReason !== null || this.state === ExchangeState.Ended) return true;
+    // A head still queued is replaced: its bytes must leave the count, or the STDOUT record's length would lie.
+    if (this.#head !== null) this.#outBytes -= this.#head.length;
     this.#head = head;
     this.#outBytes += head.length;
     this.#stdoutBytes += head.length;

@@ -1,0 +1,298 @@
+// End-to-end tests of ./bin/nodefpm (the built dist): serving over Unix, TCP and an inherited fd 0, graceful stop, start-up errors and exit codes.
+
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { FcgiClient } from '../src/client/index.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'nodefpm');
+const FIXTURES = join(ROOT, 'test', 'fixtures');
+const LAUNCHER = join(FIXTURES, 'cli-fd0-launcher.py');
+const TIMEOUT = 60_000;
+
+/** The environment of every child: node on PATH for the shebang, and nothing inherited that would change how it listens. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
+  for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'FCGI_WEB_SERVER_ADDRS', 'NODE_OPTIONS']) delete env[name];
+  return env;
+}
+
+interface Running {
+  child: ChildProcess;
+  readonly stderr: string;
+  readonly stdout: string;
+  /** Resolves with the first match of `pattern` in stderr; rejects if the process exits first or after `timeout`. */
+  waitFor(pattern: RegExp, timeout?: number): Promise<RegExpMatchArray>;
+  /** The first line of stdout (the TCP launcher prints its port there). */
+  firstStdoutLine(timeout?: number): Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawns `command` (./bin/nodefpm by default) and kills it by pid when the test ends, whatever happened. */
+function start(t: TestContext, args: string[], options: { command?: string; stdin?: 'ignore' | 'pipe' } = {}): Running {
+  const stdio: StdioOptions = [options.stdin ?? 'ignore', 'pipe', 'pipe'];
+  const child = spawn(options.command ?? BIN, args, { cwd: ROOT, stdio, env: childEnv() });
+  let stderr = '';
+  let stdout = '';
+  const watchers = new Set<() => void>();
+  const notify = (): void => {
+    for (const watcher of watchers) watcher();
+  };
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    stderr += text;
+    notify();
+  });
+  child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+    stdout += text;
+    notify();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve({ code, signal });
+      notify();
+    });
+  });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+  });
+  const until = <T>(check: () => T | null, what: string, timeout: number): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const watcher = (): void => {
+        const found = check();
+        if (found !== null) {
+          finish();
+          resolve(found);
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          finish();
+          reject(new Error(`nodefpm exited (${child.exitCode ?? child.signalCode}) before ${what}; stderr:\n${stderr}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`no ${what} within ${timeout} ms; stderr:\n${stderr}`));
+      }, timeout);
+      const finish = (): void => {
+        clearTimeout(timer);
+        watchers.delete(watcher);
+      };
+      watchers.add(watcher);
+      watcher();
+    });
+  return {
+    child,
+    get stderr() {
+      return stderr;
+    },
+    get stdout() {
+      return stdout;
+    },
+    waitFor: (pattern, timeout = 20_000) => until(() => pattern.exec(stderr), `stderr matching ${pattern}`, timeout),
+    firstStdoutLine: (timeout = 20_000) => until(() => /^(.*)\n/.exec(stdout)?.[1] ?? null, 'a line on stdout', timeout),
+    exited,
+  };
+}
+
+/** A temporary folder for sockets, removed when the test ends. */
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'nodefpm-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** One GET through the project's FastCGI client; resolves to the status and the body. */
+async function get(address: string, uri = '/'): Promise<{ status: number; body: string }> {
+  const client = new FcgiClient({ address, keepConn: false });
+  try {
+    const [path, query = ''] = uri.split('?');
+    const response = await client.request({
+      params: { REQUEST_METHOD: 'GET', REQUEST_URI: uri, SCRIPT_NAME: path!, QUERY_STRING: query, SERVER_PROTOCOL: 'HTTP/1.1', GATEWAY_INTERFACE: 'CGI/1.1' },
+    });
+    return { status: response.status, body: await response.text() };
+  } finally {
+    await client.close();
+  }
+}
+
+test('serves a native app on a Unix socket (mode 0660), and SIGTERM stops it with status 0', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'app.sock');
+  const app = start(t, ['test/fixtures/cli-hello.mjs', '--listen', `unix:${socket}`]);
+  await app.waitFor(/serving .*cli-hello\.mjs as a native handler .*kind from its api export.*pid \d+/);
+  assert.ok(app.stderr.includes(`listening on unix:${socket}`), `the listening address is printed:\n${app.stderr}`);
+  assert.equal(statSync(socket).mode & 0o777, 0o660, 'the socket gets the default --socket-mode');
+  assert.deepEqual(await get(`unix:${socket}`, '/a?b=1'), { status: 200, body: 'hello GET /a?b=1' });
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.match(app.stderr, /SIGTERM: stopping gracefully/);
+});
+
+test('serves on TCP port 0 and prints the port it bound; options reach the server; SIGINT stops it with 0', { timeout: TIMEOUT }, async (t) => {
+  const app = start(t, ['test/fixtures/cli-hello.mjs', '--listen', '127.0.0.1:0', '--no-multiplex', '--max-connections', '7', '--log-level', 'debug']);
+  const [, port] = await app.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
+  await app.waitFor(/serving /);
+  assert.notEqual(Number(port), 0, 'the real port is printed');
+  const client = new FcgiClient({ address: `127.0.0.1:${port!}` });
+  try {
+    const values = await client.getValues();
+    assert.equal(values.FCGI_MAX_CONNS, '7', '--max-connections reaches the server');
+    assert.equal(values.FCGI_MPXS_CONNS, '0', '--no-multiplex reaches the server');
+  } finally {
+    await client.close();
+  }
+  assert.deepEqual(await get(`127.0.0.1:${port!}`, '/tcp'), { status: 200, body: 'hello GET /tcp' });
+  app.child.kill('SIGINT');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+});
+
+test('examples/hello.ts, the module npm start serves, loads through tsx under plain node and answers', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'hello.sock');
+  const app = start(t, ['examples/hello.ts', '--listen', socket]);
+  await app.waitFor(/serving .*examples\/hello\.ts as a native handler/);
+  const response = await get(`unix:${socket}`, '/world');
+  assert.deepEqual(response, { status: 200, body: 'Hello from GET /world\n' });
+  app.child.kill('SIGTERM');
+  assert.equal((await app.exited).code, 0);
+});
+
+test('without --listen and with stdin not a socket: it says what to pass and exits 2', { timeout: TIMEOUT }, async (t) => {
+  const app = start(t, ['test/fixtures/cli-hello.mjs'], { stdin: 'ignore' });
+  assert.deepEqual(await app.exited, { code: 2, signal: null });
+  assert.match(app.stderr, /nothing to listen on: no --listen was given, fd 0 is not a socket/);
+  for (const form of ['--listen unix:/run/app.sock', '--listen 127.0.0.1:9000', '--listen fd:N', '--listen systemd[:NAME]', 'spawn-fcgi -n -s']) {
+    assert.ok(app.stderr.includes(form), `the message shows ${form}:\n${app.stderr}`);
+  }
+});
+
+test('without --listen and with stdin a socket that is not listening (a pipe): it says so and exits 2', { timeout: TIMEOUT }, async (t) => {
+  const app = start(t, ['test/fixtures/cli-hello.mjs'], { stdin: 'pipe' });
+  assert.deepEqual(await app.exited, { code: 2, signal: null });
+  assert.match(app.stderr, /cannot serve the socket on fd 0: fd 0 is not a listening socket code=NODEFPM_NO_LISTENER/);
+  assert.match(app.stderr, /Pass --listen ADDR/);
+  assert.doesNotMatch(app.stderr, /^\s+at /m, 'no stack trace');
+});
+
+test('serves the listening Unix socket it inherits on fd 0, as from spawn-fcgi (a TypeScript app)', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'fd0.sock');
+  const app = start(t, [LAUNCHER, 'unix', socket, BIN, 'test/fixtures/cli-hello-ts.ts'], { command: 'python3' });
+  await app.waitFor(/listening on fd:0/);
+  await app.waitFor(/serving .*cli-hello-ts\.ts/);
+  assert.deepEqual(await get(`unix:${socket}`, '/inherited'), { status: 200, body: 'hello from TypeScript: GET /inherited' });
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+});
+
+test('serves the listening TCP socket it inherits on fd 0', { timeout: TIMEOUT }, async (t) => {
+  const app = start(t, [LAUNCHER, 'tcp', '127.0.0.1', BIN, 'test/fixtures/cli-hello.mjs'], { command: 'python3' });
+  const port = await app.firstStdoutLine();
+  await app.waitFor(/serving /);
+  assert.deepEqual(await get(`127.0.0.1:${port}`, '/tcp0'), { status: 200, body: 'hello GET /tcp0' });
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+});
+
+test('serves the sockets systemd passes (LISTEN_FDS for its pid), and hides LISTEN_* from the app afterwards', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'activated.sock');
+  const app = start(t, [LAUNCHER, 'systemd', socket, BIN, 'test/fixtures/cli-hello.mjs'], { command: 'python3' });
+  await app.waitFor(/listening on fd:3/);
+  await app.waitFor(/serving /);
+  assert.deepEqual(await get(`unix:${socket}`, '/activated'), { status: 200, body: 'hello GET /activated' });
+  assert.deepEqual(await get(`unix:${socket}`, '/listen-fds'), { status: 200, body: 'LISTEN_FDS=unset' });
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+});
+
+test('SIGTERM during a slow request: no new connections, the request completes, exit 0', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'slow.sock');
+  const app = start(t, ['test/fixtures/cli-slow.mjs', '--listen', `unix:${socket}`]);
+  await app.waitFor(/serving /);
+  const slow = get(`unix:${socket}`, '/slow?ms=1500');
+  await app.waitFor(/slow request started: \/slow/);
+  app.child.kill('SIGTERM');
+  await app.waitFor(/SIGTERM: stopping gracefully: .*for 1 request in progress/);
+  await assert.rejects(get(`unix:${socket}`, '/late'), 'a connection after SIGTERM is refused');
+  assert.deepEqual(await slow, { status: 200, body: 'finished /slow?ms=1500' });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.doesNotMatch(app.stderr, /slow request started: \/late/, 'the late request never reached the app');
+});
+
+test('a second signal during the graceful stop exits at once with status 1', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'stuck.sock');
+  const app = start(t, ['test/fixtures/cli-slow.mjs', '--listen', `unix:${socket}`]);
+  await app.waitFor(/serving /);
+  const stuck = get(`unix:${socket}`, '/forever').catch((error: unknown) => error);
+  await app.waitFor(/slow request started: \/forever/);
+  app.child.kill('SIGINT');
+  await app.waitFor(/SIGINT: stopping gracefully/);
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 1, signal: null });
+  assert.match(app.stderr, /SIGTERM again during the graceful stop: exiting at once with 1 request in progress/);
+  assert.ok((await stuck) instanceof Error, 'the request that never finished fails when the process goes');
+});
+
+test('an app module that cannot be loaded: exit 1, NODEFPM_APP_LOAD with the path and the cause, no stack', { timeout: TIMEOUT }, async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['test/fixtures/cli-missing.mjs', /cannot load app \S*test\/fixtures\/cli-missing\.mjs: no such file/],
+    ['test/fixtures/cli-syntax-error.mjs', /cannot load app \S*cli-syntax-error\.mjs: SyntaxError: .* at \S*cli-syntax-error\.mjs:3: res\.end\('never';/],
+    ['test/fixtures/cli-no-default.mjs', /cli-no-default\.mjs: the module has no default export/],
+    ['test/fixtures/cli-not-handler.mjs', /cli-not-handler\.mjs: the default export is a number \(42\), not a handler/],
+    ['test/fixtures/cli-throws.mjs', /cli-throws\.mjs: Error: database URL is not configured/],
+    ['test/fixtures/cli-ambiguous.mjs', /cli-ambiguous\.mjs: the default export is a function \(req, res\).*pass --api native or --api node/],
+  ];
+  const runs = cases.map(([module]) => start(t, [module, '--listen', `unix:${join(tempDir(t), 'never.sock')}`]));
+  for (const [index, [module, message]] of cases.entries()) {
+    const app = runs[index]!;
+    assert.deepEqual(await app.exited, { code: 1, signal: null }, module);
+    assert.match(app.stderr, /error: .*code=NODEFPM_APP_LOAD/, module);
+    assert.match(app.stderr, message, module);
+    assert.doesNotMatch(app.stderr, /^\s+at /m, `${module}: no stack trace at the default log level`);
+  }
+});
+
+test('--log-level debug adds the stack of a load error', { timeout: TIMEOUT }, async (t) => {
+  const app = start(t, ['test/fixtures/cli-throws.mjs', '--listen', `unix:${join(tempDir(t), 'never.sock')}`, '--log-level', 'debug']);
+  assert.equal((await app.exited).code, 1);
+  assert.match(app.stderr, /code=NODEFPM_APP_LOAD/);
+  assert.match(app.stderr, /debug: stack: Error: database URL is not configured\n\s+at .*cli-throws\.mjs/);
+});
+
+test('a bad command line exits 2 naming the problem; --help and --version exit 0', { timeout: TIMEOUT }, async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['test/fixtures/cli-hello.mjs', '--max-body-bytes', 'lots'], /nodefpm: --max-body-bytes: expected a size in bytes/],
+    [['test/fixtures/cli-hello.mjs', '--idle-timeot', '5s'], /nodefpm: unknown option --idle-timeot \(did you mean --idle-timeout\?\)/],
+    [['test/fixtures/cli-hello.mjs', '--listen', 'here'], /nodefpm: --listen: listen address "here": not a recognised form/],
+    [['--listen', '127.0.0.1:0'], /nodefpm: no app module given\nUsage: nodefpm <app-module>/],
+  ];
+  const runs = cases.map(([args]) => start(t, args));
+  for (const [index, [args, message]] of cases.entries()) {
+    const app = runs[index]!;
+    assert.deepEqual(await app.exited, { code: 2, signal: null }, args.join(' '));
+    assert.match(app.stderr, message, args.join(' '));
+  }
+  const help = start(t, ['--help']);
+  assert.equal((await help.exited).code, 0);
+  for (const flag of ['--listen ADDR', '--api native|node|fetch', '--max-body-bytes BYTES', '--idle-timeout TIME', '--socket-mode MODE', '--no-multiplex', '--close-timeout TIME']) {
+    assert.ok(help.stdout.includes(flag), `--help lists ${flag}`);
+  }
+  const version = start(t, ['--version']);
+  assert.equal((await version.exited).code, 0);
+  assert.match(version.stdout, /^nodefpm \d+\.\d+\.\d+/);
+});
+
+test('the bin runs when Node loads it as CommonJS, and asks for a build when dist is missing', { timeout: TIMEOUT }, async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(BIN, join(dir, 'bin', 'nodefpm'));
+  // A package of type commonjs: the extensionless bin is loaded as a CommonJS script there.
+  writeFileSync(join(dir, 'package.json'), '{ "type": "commonjs" }\n');
+  const unbuilt = start(t, [join(dir, 'bin', 'nodefpm'), '--version'], { command: process.execPath });
+  assert.deepEqual(await unbuilt.exited, { code: 1, signal: null });
+  assert.match(unbuilt.stderr, /the build is missing \(dist\/esm\/cli\/main\.js\): run `npm ci` or `npm run build`/);
+  symlinkSync(join(ROOT, 'dist'), join(dir, 'dist'));
+  const built = start(t, [join(dir, 'bin', 'nodefpm'), '--version'], { command: process.execPath });
+  assert.deepEqual(await built.exited, { code: 0, signal: null });
+  assert.match(built.stdout, /^nodefpm /);
+});
