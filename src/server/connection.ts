@@ -44,8 +44,12 @@ export interface ConnectionHost {
 }
 
 /** How long a connection we have ended may wait for the peer to close before it is destroyed. */
-const LINGER_MS = 5_000;
+export const LINGER_MS = 5_000;
 let connectionCounter = 0;
+
+/** The Connection serving a socket, kept on the socket so one set of listener functions serves every socket. */
+const kConnection = Symbol('nodefpm.connection');
+type ServedSocket = Socket & { [kConnection]: Connection };
 
 function largestReportable(value: number): string {
   return String(Number.isFinite(value) ? value : 0x7fffffff);
@@ -65,8 +69,11 @@ export class Connection implements RecordSink, ExchangeHost {
   readonly #log: Logger;
   readonly #parser: RecordParser;
   readonly #requests = new Map<number, Exchange>();
-  /** Ids begun on this connection: tells "after END_REQUEST" (normal) from "never begun" (a broken peer). */
-  readonly #begunIds = new Set<number>();
+  /**
+   * The highest request id begun here (0: none). Web servers allocate ids from 1 upwards, so a record
+   * for an id at or below it most likely follows its END_REQUEST (routine), one above it was never begun.
+   */
+  #highestBegunId = 0;
   /** Accepted beyond maxConnections: every request is refused with OVERLOADED. */
   readonly #overloaded: boolean;
   /**
@@ -81,12 +88,16 @@ export class Connection implements RecordSink, ExchangeHost {
   #outputBacklog = false;
   #paramsPending = false;
   #warnedStray = false;
-  #flushQueue: Exchange[] = [];
-  readonly #flushAll = (): void => {
-    const queue = this.#flushQueue;
-    this.#flushQueue = [];
-    for (const exchange of queue) exchange.flushPending();
-  };
+  /** Set by input and by a request ending; the server's sweep reads and clears it to time idleness. */
+  #active = true;
+  /** Sweep time since which the connection has had no request and no input (see sweep()). */
+  #idleSince = 0;
+  /** Sweep time at which our side was ended (the linger starts), or -1. */
+  #endedAt = -1;
+  /** True while a chunk of input is being processed: writes made meanwhile are flushed when it is done. */
+  #inData = false;
+  /** Exchanges with output queued for the end of this tick (null when none: most connections never need it). */
+  #flushQueue: Exchange[] | null = null;
 
   constructor(socket: Socket, host: ConnectionHost, overloaded: boolean) {
     this.socket = socket;
@@ -97,14 +108,69 @@ export class Connection implements RecordSink, ExchangeHost {
     this.#outputLimit = Math.max(this.#options.outputHighWaterMark, socket.writableHighWaterMark);
     // Stream records are taken in parts as views: a body record straddling two socket reads is not copied.
     this.#parser = new RecordParser(this, { streamParts: true });
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('drain', () => this.#onDrain());
-    socket.on('end', () => this.#onPeerEnd());
-    socket.on('error', (error: NodeJS.ErrnoException) => this.#onError(error));
-    socket.on('close', () => this.#onClose());
-    socket.on('timeout', () => this.#onTimeout());
-    if (this.#options.idleTimeout > 0) socket.setTimeout(this.#options.idleTimeout);
+    // Shared listener functions find their connection on the socket: an idle kept-alive connection then
+    // costs no closures and no timer of its own (the server's sweep times idleness for all of them).
+    (socket as ServedSocket)[kConnection] = this;
+    socket.on('data', Connection.#onSocketData);
+    socket.on('drain', Connection.#onSocketDrain);
+    socket.on('end', Connection.#onSocketEnd);
+    socket.on('error', Connection.#onSocketError);
+    socket.on('close', Connection.#onSocketClose);
   }
+
+  static #onSocketData(this: Socket, chunk: Buffer): void {
+    (this as ServedSocket)[kConnection].#onData(chunk);
+  }
+
+  static #onSocketDrain(this: Socket): void {
+    (this as ServedSocket)[kConnection].#onDrain();
+  }
+
+  static #onSocketEnd(this: Socket): void {
+    (this as ServedSocket)[kConnection].#onPeerEnd();
+  }
+
+  static #onSocketError(this: Socket, error: NodeJS.ErrnoException): void {
+    (this as ServedSocket)[kConnection].#onError(error);
+  }
+
+  static #onSocketClose(this: Socket): void {
+    (this as ServedSocket)[kConnection].#onClose();
+  }
+
+  static #flushQueued(connection: Connection): void {
+    const queue = connection.#flushQueue;
+    connection.#flushQueue = null;
+    if (queue !== null) for (const exchange of queue) exchange.flushPending();
+  }
+
+  /**
+   * Called by the server every few hundred milliseconds with performance.now(): closes a connection that
+   * had no request and no input for idleTimeout, and destroys one whose peer has not closed within the
+   * linger time after we ended our side.
+   */
+  sweep(now: number): void {
+    if (this.#closed) return;
+    if (this.#endedAt >= 0) {
+      if (now - this.#endedAt >= LINGER_MS) this.socket.destroy();
+      return;
+    }
+    if (this.#active || this.#requests.size > 0) {
+      this.#active = false;
+      this.#idleSince = now;
+      return;
+    }
+    const timeout = this.#options.idleTimeout;
+    if (timeout > 0 && now - this.#idleSince >= timeout) {
+      this.#log.debug(`closing connection idle for idleTimeout (${timeout} ms)`, {
+        connection: this.id,
+        code: 'NODEFPM_IDLE_TIMEOUT',
+        midRecord: this.#parser.midRecord || undefined,
+      });
+      this.#end('idle timeout');
+    }
+  }
+
 
   /** Requests in progress on this connection. */
   get requestCount(): number {
@@ -135,8 +201,14 @@ export class Connection implements RecordSink, ExchangeHost {
 
   #onData(chunk: Buffer): void {
     const socket = this.socket;
+    this.#active = true;
+    this.#inData = true;
     socket.cork();
     const error = this.#parser.push(chunk);
+    // Output written while the chunk was processed (by handlers that answered synchronously) goes out
+    // now, in the same corked batch, instead of in a tick of its own.
+    this.#inData = false;
+    if (this.#flushQueue !== null) Connection.#flushQueued(this);
     socket.uncork();
     if (error !== undefined) {
       this.#protocolFailure(error);
@@ -232,7 +304,7 @@ export class Connection implements RecordSink, ExchangeHost {
       );
       return;
     }
-    this.#begunIds.add(requestId);
+    if (requestId > this.#highestBegunId) this.#highestBegunId = requestId;
     const options = this.#options;
     if (this.#ending || this.#closed) {
       this.#refuse(requestId, false, ProtocolStatus.Overloaded, 'the connection is closing');
@@ -407,7 +479,7 @@ export class Connection implements RecordSink, ExchangeHost {
     // Section 3.3: records for an inactive request id are ignored. After END_REQUEST that is routine
     // (a web server may still be sending a body we stopped reading); for an id never begun it means
     // the peer is confused, which is worth one warning per connection.
-    if (this.#begunIds.has(requestId)) return;
+    if (requestId <= this.#highestBegunId) return;
     if (!this.#warnedStray) {
       this.#warnedStray = true;
       this.#log.warn(`ignored ${recordTypeName(type)} for request ${requestId}, which has no BEGIN_REQUEST`, { connection: this.id });
@@ -443,10 +515,17 @@ export class Connection implements RecordSink, ExchangeHost {
   }
 
   scheduleFlush(exchange: Exchange): void {
-    if (this.#flushQueue.push(exchange) === 1) process.nextTick(this.#flushAll);
+    if (this.#flushQueue === null) {
+      this.#flushQueue = [exchange];
+      // Inside a chunk's processing the flush comes when the chunk is done; otherwise at the end of the tick.
+      if (!this.#inData) process.nextTick(Connection.#flushQueued, this);
+    } else {
+      this.#flushQueue.push(exchange);
+    }
   }
 
   exchangeEnded(exchange: Exchange): void {
+    this.#active = true;
     this.#clearTimer(exchange);
     if (this.#requests.get(exchange.id) !== exchange) return;
     this.#requests.delete(exchange.id);
@@ -503,12 +582,12 @@ export class Connection implements RecordSink, ExchangeHost {
     this.#ending = true;
     this.#log.debug(`closing connection: ${why}`, { connection: this.id });
     this.socket.end();
-    // Keep reading so a peer still sending gets no reset; give up after the linger time.
+    // Keep reading so a peer still sending gets no reset; the sweep gives up after the linger time.
     if (this.#paused) {
       this.#paused = false;
       this.socket.resume();
     }
-    this.socket.setTimeout(LINGER_MS);
+    this.#endedAt = performance.now();
   }
 
   #onPeerEnd(): void {
@@ -530,20 +609,6 @@ export class Connection implements RecordSink, ExchangeHost {
     this.#end('the web server closed its side');
   }
 
-  #onTimeout(): void {
-    if (this.socket.writableEnded) {
-      this.socket.destroy();
-      return;
-    }
-    if (this.#requests.size > 0) return;
-    this.#log.debug(`closing connection idle for idleTimeout (${this.#options.idleTimeout} ms)`, {
-      connection: this.id,
-      code: 'NODEFPM_IDLE_TIMEOUT',
-      midRecord: this.#parser.midRecord || undefined,
-    });
-    this.#end('idle timeout');
-  }
-
   #onError(error: NodeJS.ErrnoException): void {
     // Resets and broken pipes are how web servers drop connections; 'close' follows and aborts requests.
     this.#log.debug('socket error', { connection: this.id, error: error.code ?? error.message });
@@ -560,7 +625,7 @@ export class Connection implements RecordSink, ExchangeHost {
       this.#host.requestFinished(exchange);
     }
     this.#requests.clear();
-    this.#flushQueue = [];
+    this.#flushQueue = null;
     this.#host.connectionClosed(this);
   }
 }

@@ -25,6 +25,14 @@ export interface ServerStats {
 const OVERLOAD_GRACE_FACTOR = 2;
 
 /**
+ * How often connections are checked for idleness and lingering: a quarter of idleTimeout, between 10 ms
+ * and 1 s, so a connection is closed within idleTimeout + 25% of it (+ 1 s at most).
+ */
+function sweepInterval(idleTimeout: number): number {
+  return idleTimeout > 0 ? Math.min(1000, Math.max(10, Math.floor(idleTimeout / 4))) : 1000;
+}
+
+/**
  * Accepts connections on any number of listeners and serves FastCGI on each with a Connection.
  * Events: 'listening' (address), 'connection' (Connection), 'close'.
  */
@@ -43,6 +51,8 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
   readonly #connections = new Set<Connection>();
   #active = 0;
   #closing = false;
+  /** One timer for every connection's idle and linger timing (none while there are no connections). */
+  #sweepTimer: NodeJS.Timeout | null = null;
   #closed: Promise<void> | null = null;
   #addresses: ListenAddress[] = [];
 
@@ -124,6 +134,10 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
     const overloaded = count >= this.options.maxConnections;
     const connection = new Connection(socket, this, overloaded);
     this.#connections.add(connection);
+    if (this.#sweepTimer === null) {
+      this.#sweepTimer = setInterval(() => this.#sweep(), sweepInterval(this.options.idleTimeout));
+      this.#sweepTimer.unref();
+    }
     if (overloaded) this.stats.connectionsRefused++;
     else this.stats.connectionsAccepted++;
     this.emit('connection', connection);
@@ -148,7 +162,16 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
 
   connectionClosed(connection: Connection): void {
     this.#connections.delete(connection);
+    if (this.#connections.size === 0 && this.#sweepTimer !== null) {
+      clearInterval(this.#sweepTimer);
+      this.#sweepTimer = null;
+    }
     if (this.#closing && this.#connections.size === 0) this.emit('drained');
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const connection of this.#connections) connection.sweep(now);
   }
 
   // ---- shutdown ----
