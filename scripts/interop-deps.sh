@@ -35,6 +35,16 @@ need() {
 
 # Debian 12's `nginx` package holds /usr/sbin/nginx with the FastCGI module (nginx-light/-core/-full/-extras add modules).
 need nginx /usr/sbin/nginx nginx nginx-light nginx-core nginx-full nginx-extras
+# Apache 2.4 with mod_proxy_fcgi (and mod_authnz_fcgi), both in Debian's apache2 package (apache2-bin holds the binary).
+need apache2 /usr/sbin/apache2 apache2 apache2-bin
+# lighttpd 1.4 with mod_fastcgi built in.
+need lighttpd /usr/sbin/lighttpd lighttpd
+# h2o 2.2 with its fastcgi handler.
+need h2o /usr/bin/h2o h2o
+# Redis 7 for the Redis session store test (run in the foreground from a temp config, no persistence).
+need redis-server /usr/bin/redis-server redis-server
+# PHP-FPM 8.2 (Debian 12's php8.2-fpm) behind the built-in HTTP front (src/gateway), run in the foreground from a temp config.
+need php8.2-fpm /usr/sbin/php-fpm8.2 php8.2-fpm
 
 log() { printf 'interop-deps: %s\n' "$*" >&2; }
 

@@ -115,6 +115,15 @@ export const errorCatalogue = {
   NODEFPM_FORM_PART_HEADER_TOO_LARGE: { status: 413, summary: 'The header block of a multipart part exceeded maxPartHeaderBytes.' },
   NODEFPM_FORM_UPLOAD_FAILED: { status: 500, summary: 'An uploaded file could not be written to its temp file (uploadDir missing or not writable, disk full); the cause says why.' },
   NODEFPM_FORM_AFTER_END: { status: undefined, summary: 'req.form() was called, or was still reading, when the response ended: temp files are not kept past the response.' },
+  // The built-in HTTP front (src/gateway): HTTP in front, FastCGI behind.
+  NODEFPM_GATEWAY_BAD_REQUEST: { status: 400, summary: 'The HTTP front refused a request it cannot turn into CGI params: a path with bad percent-encoding, a NUL byte or ".." above the root, or a missing, repeated or malformed Host.' },
+  NODEFPM_GATEWAY_NOT_FOUND: { status: 404, summary: 'In script mode the HTTP front found no script or file under documentRoot for the path (and no front controller), or the path names a dotfile.' },
+  NODEFPM_GATEWAY_METHOD: { status: 405, summary: 'The HTTP front serves a static file only to GET and HEAD.' },
+  NODEFPM_GATEWAY_BAD_RESPONSE: { status: 502, summary: 'The FastCGI application sent a CGI head the HTTP front cannot relay: a 1xx status, or a header Node\'s http refuses.' },
+  NODEFPM_GATEWAY_HEAD_TIMEOUT: { status: 504, summary: 'The FastCGI application sent no complete CGI head within the HTTP front\'s headTimeout.' },
+  NODEFPM_GATEWAY_SENDFILE: { status: 404, summary: 'X-Accel-Redirect or X-Sendfile named a file outside the configured mapping, or one that does not exist.' },
+  NODEFPM_GATEWAY_SPOOL: { status: 500, summary: 'The HTTP front could not spool a chunked request body to its temp file (the cause says why).' },
+  NODEFPM_GATEWAY_CLOSING: { status: 503, summary: 'A request reached the HTTP front after close() began.' },
 } as const satisfies Record<string, { status: number | undefined; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -1,13 +1,17 @@
 // Runs a native handler for each request: builds Request and Response, ends the response, turns failures into 500s.
 
-import { STATUS_CODES } from 'node:http';
-import { isNodefpmError } from '../errors.js';
+import { NodefpmError, isNodefpmError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Exchange } from '../server/exchange.js';
 import type { ExchangeHandler } from '../server/server.js';
 import { defaultBodyLimits, type BodyLimits } from './body.js';
+import { DEFAULT_MAX_COOKIE_BYTES, type CookieSettings } from './cookies.js';
+import { errorDetails, errorPageFormat, renderErrorPage, stderrText } from './error-page.js';
 import { Request } from './request.js';
-import { Response } from './response.js';
+import { resolveRequestOptions, type RequestOptions } from './request-options.js';
+import { Response, type ResponseSettings } from './response.js';
+import type { SendFileOptions } from './send-file.js';
+import { Signer } from './signing.js';
 
 /**
  * A native handler. If it returns a promise, the response is ended when the promise resolves (if the
@@ -16,9 +20,19 @@ import { Response } from './response.js';
  */
 export type Handler = (req: Request, res: Response) => void | Promise<void>;
 
-export interface HandlerOptions extends Partial<BodyLimits> {
-  /** Show error messages and stacks in 500 pages (never in production). Default false. */
+export interface HandlerOptions extends Partial<BodyLimits>, RequestOptions {
+  /** Show error messages, stacks and causes in error pages, as Smisk's show_traceback (never in production). Default false. */
   development?: boolean;
+  /**
+   * Keys for signed cookies (res.setCookie(name, value, { signed: true }), req.signedCookie): the
+   * first signs, every one verifies, so a new key goes first and an old one stays until its cookies
+   * have expired. Each at least 32 bytes. Default: none (signed cookies are then an error).
+   */
+  keys?: readonly (string | Uint8Array)[];
+  /** Bytes of the Cookie request header req.cookies will parse; a longer one is a 431. Default 16 KiB. */
+  maxCookieBytes?: number;
+  /** Defaults for every res.sendFile (mode, root, internalLocation, cacheControl, ...); each call's options override them. */
+  sendFile?: SendFileOptions;
 }
 
 /** Wraps a native handler into the server's per-request callback. */
@@ -28,9 +42,20 @@ export function nativeExchangeHandler(handler: Handler, options: HandlerOptions,
     lineLimit: options.lineLimit ?? defaultBodyLimits.lineLimit,
   };
   const development = options.development ?? false;
+  const maxCookieBytes = options.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES;
+  if (!Number.isSafeInteger(maxCookieBytes) || maxCookieBytes < 1) {
+    throw new NodefpmError('NODEFPM_INVALID_OPTION', `option maxCookieBytes must be a positive integer, got ${String(maxCookieBytes)}`);
+  }
+  // Made once, so bad keys fail createServer rather than the first request.
+  const signer = options.keys === undefined ? null : new Signer(options.keys);
+  const cookieSettings: CookieSettings = { maxCookieBytes, signer, log };
+  // URL mount point, query bound, form limits and upload folder, checked once (see request-options.ts).
+  const requestOptions = resolveRequestOptions(options);
+  const responseSettings: ResponseSettings = { signer, sendFile: options.sendFile };
   return (exchange: Exchange): void => {
-    const req = new Request(exchange, limits);
-    const res = new Response(exchange, req.method);
+    const req = new Request(exchange, limits, cookieSettings, requestOptions);
+    const res = new Response(exchange, req.method, responseSettings);
+    req.attachResponse(res);
     let result: void | Promise<void>;
     try {
       result = handler(req, res);
@@ -63,18 +88,25 @@ function statusFor(error: unknown): number {
 export function handlerFailed(error: unknown, req: Request, res: Response, log: Logger, development: boolean): void {
   if (req.aborted) {
     // The web server gave up on this request: the failure is a consequence, not news.
-    log.debug('handler ended after its request was aborted', { request: req.requestId, error: (error as Error)?.message });
+    log.debug('handler ended after its request was aborted', { request: req.requestId, requestId: req.id, error: (error as Error)?.message });
     if (!res.writableEnded) res.end();
     return;
   }
   const status = statusFor(error);
   const where = `${req.method} ${req.url}`;
-  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  if (status >= 500) log.error(`handler failed: ${where}`, { request: req.requestId, error });
-  else log.warn(`request refused with ${status}: ${where}: ${(error as Error).message}`, { request: req.requestId, code: (error as { code?: string }).code });
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (status >= 500) {
+    log.error(`handler failed: ${where}`, { request: req.requestId, requestId: req.id, code, error });
+  } else {
+    // A 4xx error's cause holds what only the log may say (why sendFile refused a path, say).
+    const reason = error instanceof Error && error.cause instanceof Error ? error.cause.message : undefined;
+    log.warn(`request refused with ${status}: ${where}: ${message}`, { request: req.requestId, requestId: req.id, code, reason });
+  }
   res.appStatus = status >= 500 ? 1 : 0;
   if (res.writableEnded) return;
-  if (status >= 500) res.writeStderr(`nodefpm: request ${req.requestId} ${where} failed: ${text}\n`);
+  // 4xx are the client's doing and stay out of the web server's error log, where a client could flood it.
+  if (status >= 500) res.writeStderr(stderrText(req.id, `${where} failed with ${status}: ${errorDetails(error)}`));
   if (res.headersSent) {
     res.end();
     return;
@@ -82,9 +114,18 @@ export function handlerFailed(error: unknown, req: Request, res: Response, log: 
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   res.statusCode = status;
   res.statusMessage = undefined;
-  const reason = STATUS_CODES[status] ?? 'Error';
-  // 4xx reasons come from our own checks and say what was wrong; 5xx details only in development.
-  const detail = status < 500 && isNodefpmError(error) ? `\n${error.message}` : development ? `\n\n${text}` : '';
-  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  res.end(`${status} ${reason}${detail}\n`);
+  // 4xx messages from our own checks say what to fix; anything else only in development.
+  const exposed = status < 500 && (isNodefpmError(error) || (error as { expose?: unknown } | null)?.expose === true);
+  const page = renderErrorPage(
+    {
+      status,
+      requestId: req.id,
+      message: exposed || development ? message : undefined,
+      details: development ? errorDetails(error) : undefined,
+    },
+    errorPageFormat(req.header('accept')),
+  );
+  res.setHeader('Content-Type', page.contentType);
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(page.body);
 }

@@ -5,9 +5,24 @@ import { STATUS_CODES } from 'node:http';
 import { Writable } from 'node:stream';
 import { NodefpmError } from '../errors.js';
 import type { Exchange, ExchangeListener } from '../server/exchange.js';
+import { requireSigner, serializeCookie, type CookieOptions } from './cookies.js';
+import { sendFile, type SendFileOptions } from './send-file.js';
+import type { Signer } from './signing.js';
 
 export type OutgoingHeaderValue = string | number | readonly string[];
 export type OutgoingHeaders = Record<string, string | string[]>;
+
+/** res.setCookie's options: the cookie attributes, and `signed` to sign the value with the `keys` option. */
+export interface SetCookieOptions extends CookieOptions {
+  /** Sign the value (HMAC-SHA256 with the first of the handler's `keys`, bound to the cookie name); read it back with req.signedCookie. */
+  signed?: boolean;
+}
+
+/** What the handler gives each Response: the signer for signed cookies and the handler-wide sendFile defaults. */
+export interface ResponseSettings {
+  readonly signer?: Signer | null;
+  readonly sendFile?: SendFileOptions;
+}
 
 /**
  * Headers that describe one HTTP hop, not the response: the web server owns them, and a CGI response
@@ -43,6 +58,21 @@ export function validateHeaderValue(name: string, value: string): void {
   }
 }
 
+/**
+ * A Location value as a header may carry it: characters outside those URLs use are percent-encoded as
+ * UTF-8 (CR and LF among them, so no header can be smuggled in), '%' not starting an escape becomes
+ * %25, and a lone surrogate becomes U+FFFD's escape.
+ */
+export function encodeLocation(url: string): string {
+  return url.replace(/%(?![0-9A-Fa-f]{2})|[^\x21\x23-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]/gu, (char) => {
+    try {
+      return encodeURIComponent(char);
+    } catch {
+      return '%EF%BF%BD';
+    }
+  });
+}
+
 /** True for statuses whose responses have no body (1xx, 204, 304). */
 export function statusHasNoBody(status: number): boolean {
   return status < 200 || status === 204 || status === 304;
@@ -68,10 +98,19 @@ export class Response extends EventEmitter implements ExchangeListener {
   #noBody = false;
   #ended = false;
   #closed = false;
+  /** beforeHead() hooks; null (the common case) costs one check when the head goes out. */
+  #headHooks: Array<(res: Response) => void> | null = null;
+  /** beforeEnd() hooks; null (the common case) costs one check in end(). */
+  #endHooks: Array<(res: Response) => void | PromiseLike<void>> | null = null;
+  /** end() was called and waits for beforeEnd() hooks to settle. */
+  #holding = false;
 
-  constructor(exchange: Exchange, method: string) {
+  readonly #settings: ResponseSettings;
+
+  constructor(exchange: Exchange, method: string, settings: ResponseSettings = {}) {
     super();
     this.#exchange = exchange;
+    this.#settings = settings;
     this.#isHead = method === 'HEAD';
     exchange.listener = this;
   }
@@ -159,7 +198,7 @@ export class Response extends EventEmitter implements ExchangeListener {
    * 204/304 responses are dropped.
    */
   write(chunk: string | Uint8Array, encoding?: BufferEncoding): boolean {
-    if (this.#ended) throw new NodefpmError('NODEFPM_WRITE_AFTER_END', 'response.write() after response.end()');
+    if (this.#ended || this.#holding) throw new NodefpmError('NODEFPM_WRITE_AFTER_END', 'response.write() after response.end()');
     if (!this.#headersSent) this.#sendHead();
     if (this.#noBody) return true;
     if (typeof chunk === 'string' && encoding !== undefined && encoding !== 'utf8' && encoding !== 'utf-8') {
@@ -173,8 +212,11 @@ export class Response extends EventEmitter implements ExchangeListener {
    * known whole, so Content-Length is added (unless set, or the status has no body).
    */
   end(chunk?: string | Uint8Array, encoding?: BufferEncoding): this {
-    if (this.#ended) return this;
+    if (this.#ended || this.#holding) return this;
+    if (this.#endHooks !== null) return this.#endAfterHooks(chunk, encoding);
     if (!this.#headersSent) {
+      // Before Content-Length is decided, since a hook may still change the status or the headers.
+      if (this.#headHooks !== null) this.#runHeadHooks();
       const autoLength = !this.#isHead && !statusHasNoBody(this.statusCode) && !this.#headers.has('content-length');
       if (autoLength) {
         const length =
@@ -197,9 +239,9 @@ export class Response extends EventEmitter implements ExchangeListener {
     return this;
   }
 
-  /** True once end() was called. */
+  /** True once end() was called (also while end() waits for beforeEnd() hooks). */
   get writableEnded(): boolean {
-    return this.#ended;
+    return this.#ended || this.#holding;
   }
 
   /** True when write() would return false: the caller should wait for 'drain'. */
@@ -248,6 +290,122 @@ export class Response extends EventEmitter implements ExchangeListener {
     return writable;
   }
 
+  // ---- helpers: cookies, whole bodies, redirects, files ----
+
+  /**
+   * Adds a Set-Cookie line (one per call; earlier ones are kept). Path defaults to "/" (the browser's
+   * default would be the request's folder). `signed: true` signs the value with the first of the
+   * handler's `keys`. Throws NODEFPM_COOKIE_INVALID for what browsers would drop (see serializeCookie).
+   */
+  setCookie(name: string, value: string, options: SetCookieOptions = {}): this {
+    const { signed, ...attributes } = options;
+    const cookieValue = signed === true ? requireSigner(this.#settings.signer ?? null).sign(value, name) : value;
+    return this.appendHeader('Set-Cookie', serializeCookie(name, cookieValue, { path: '/', ...attributes }));
+  }
+
+  /**
+   * Deletes a cookie in the browser: an empty value with Max-Age=0 and an Expires in the past. Give
+   * the same Path and Domain it was set with (Path defaults to "/", as in setCookie), else the browser
+   * keeps it.
+   */
+  clearCookie(name: string, options: Omit<SetCookieOptions, 'maxAge' | 'expires' | 'signed'> = {}): this {
+    const { signed: _signed, maxAge: _maxAge, expires: _expires, ...attributes } = options as SetCookieOptions;
+    return this.appendHeader('Set-Cookie', serializeCookie(name, '', { path: '/', ...attributes, maxAge: 0, expires: new Date(0) }));
+  }
+
+  /** Ends the response with `value` as JSON (application/json; charset=utf-8, unless a Content-Type is set). `undefined` is sent as null. */
+  json(value: unknown, status?: number): void {
+    this.#sendWhole(JSON.stringify(value) ?? 'null', 'application/json; charset=utf-8', status);
+  }
+
+  /** Ends the response with plain text (text/plain; charset=utf-8, unless a Content-Type is set). */
+  text(text: string, status?: number): void {
+    this.#sendWhole(text, 'text/plain; charset=utf-8', status);
+  }
+
+  /** Ends the response with HTML (text/html; charset=utf-8, unless a Content-Type is set). */
+  html(html: string, status?: number): void {
+    this.#sendWhole(html, 'text/html; charset=utf-8', status);
+  }
+
+  /**
+   * Redirects: `Status: 302` (or the 3xx given) and `Location`, always both — Apache and h2o answer
+   * 200 to a CGI response with Location and no Status. Characters a URL may not hold are
+   * percent-encoded (existing %XX escapes are kept); a short text body says where to go.
+   */
+  redirect(location: string, status = 302): void {
+    if (!Number.isInteger(status) || status < 300 || status > 399) {
+      throw new NodefpmError('NODEFPM_INVALID_STATUS', `redirect status must be a 3xx code, got ${String(status)}`);
+    }
+    const target = encodeLocation(location);
+    this.setHeader('Location', target);
+    this.#sendWhole(`Redirecting to ${target}\n`, 'text/plain; charset=utf-8', status);
+  }
+
+  /**
+   * Sends a file: streamed with backpressure, Range, ETag and conditional requests, or handed to the
+   * web server (X-Sendfile, X-Accel-Redirect); see SendFileOptions. Options given here override the
+   * handler's `sendFile` defaults. Resolves once the response has ended (also when the client left
+   * mid-file); rejects with a 404 NodefpmError (NODEFPM_FILE_NOT_FOUND, NODEFPM_PATH_REFUSED) before
+   * writing anything when the file cannot or may not be sent.
+   */
+  sendFile(path: string, options: SendFileOptions = {}): Promise<void> {
+    const exchange = this.#exchange;
+    const request = {
+      method: this.#isHead ? 'HEAD' : (exchange.param('REQUEST_METHOD') ?? 'GET'),
+      header: (name: string) => exchange.param(`HTTP_${name.toUpperCase().replaceAll('-', '_')}`),
+      get aborted() {
+        return exchange.aborted;
+      },
+    };
+    const defaults = this.#settings.sendFile;
+    return sendFile(this, request, path, defaults === undefined ? options : { ...defaults, ...options });
+  }
+
+  /** Whole-body helpers end the response and return nothing, so that `(req, res) => res.json(x)` is a Handler. */
+  #sendWhole(body: string, contentType: string, status: number | undefined): void {
+    if (status !== undefined) this.statusCode = status;
+    if (!this.#headers.has('content-type')) this.setHeader('Content-Type', contentType);
+    this.end(body);
+  }
+
+  // ---- the Authorizer role ----
+
+  /**
+   * Authorizer role: grants access. Sends `Status: 200` with one `Variable-NAME: value` header per
+   * variable, which the web server turns into NAME=value for the requests that follow (Apache's
+   * mod_authnz_fcgi needs `REMOTE_USER` among them when its UserExpr reads it), and no body: web
+   * servers ignore the body of a 200. Other headers set before are sent too; Apache passes them to the
+   * client even on 200. Ends the response.
+   */
+  allow(variables: Readonly<Record<string, string>> = {}): this {
+    this.#assertHeadOpen('allow access');
+    this.statusCode = 200;
+    this.statusMessage = undefined;
+    for (const [name, value] of Object.entries(variables)) this.setHeader(`Variable-${name}`, value);
+    // Sending the head first keeps end() from adding a Content-Length the web server would pass on.
+    this.#sendHead();
+    return this.end();
+  }
+
+  /**
+   * Authorizer role: denies access. The web server sends this status (403 unless given; any but 200),
+   * these headers (WWW-Authenticate with a 401, say) and this body (a short text page unless given) to
+   * the client. Ends the response.
+   */
+  deny(status = 403, body?: string | Uint8Array, headers?: OutgoingHeaders): this {
+    this.#assertHeadOpen('deny access');
+    if (status === 200) throw new NodefpmError('NODEFPM_INVALID_STATUS', 'deny() needs a status other than 200: 200 grants access');
+    this.statusCode = status;
+    this.statusMessage = undefined;
+    if (headers !== undefined) for (const [name, value] of Object.entries(headers)) this.setHeader(name, value);
+    if (body === undefined) {
+      if (!this.#headers.has('content-type')) this.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      body = `${status} ${STATUS_CODES[status] ?? 'Access denied'}\n`;
+    }
+    return this.end(body);
+  }
+
   // ---- ExchangeListener ----
 
   exchangeDrained(): void {
@@ -256,6 +414,104 @@ export class Response extends EventEmitter implements ExchangeListener {
 
   exchangeAborted(): void {
     this.#emitClose();
+  }
+
+  // ---- hooks: for middleware that must act on the head or finish work before the response completes ----
+
+  /**
+   * Calls `hook` once, synchronously, just before the head is built: from the first write(), or
+   * writeHead(), flushHeaders() or end(), whichever comes first. The hook may still set the status
+   * and headers (a session's Set-Cookie, a timing header). Hooks run in the order added; one added
+   * after the head went out is never called. A hook that throws makes the call that sends the head throw.
+   */
+  beforeHead(hook: (res: Response) => void): this {
+    this.#assertHeadOpen('add a beforeHead hook');
+    (this.#headHooks ??= []).push(hook);
+    return this;
+  }
+
+  /**
+   * Calls `hook` when end() is called, before anything of end() happens. When a hook returns a
+   * promise, end() returns at once but holds everything it would send — the head if it has not gone
+   * out, the last chunk, and FCGI_END_REQUEST — until every hook's promise settles, so work such as
+   * saving a session is done before the client can see the response complete. Meanwhile
+   * writableEnded is true, write() throws, and headers may still be set if the head has not gone out.
+   *
+   * A hook that throws or rejects turns the response into a 500 (when the head has not gone out; the
+   * held chunk is dropped) or cuts it short (when it has), with application status 1 and the error on
+   * FCGI_STDERR; a hook that wants another outcome catches its own errors. Hooks added while end()
+   * holds run after those that were waited for.
+   */
+  beforeEnd(hook: (res: Response) => void | PromiseLike<void>): this {
+    if (this.#ended) throw new NodefpmError('NODEFPM_WRITE_AFTER_END', 'cannot add a beforeEnd hook: the response has ended');
+    (this.#endHooks ??= []).push(hook);
+    return this;
+  }
+
+  #runHeadHooks(): void {
+    const hooks = this.#headHooks!;
+    this.#headHooks = null;
+    for (const hook of hooks) hook(this);
+  }
+
+  #endAfterHooks(chunk: string | Uint8Array | undefined, encoding: BufferEncoding | undefined): this {
+    const hooks = this.#endHooks!;
+    this.#endHooks = null;
+    const pending: PromiseLike<void>[] = [];
+    let failure: { error: unknown } | null = null;
+    for (const hook of hooks) {
+      try {
+        const result = hook(this);
+        if (result !== undefined && typeof (result as PromiseLike<void>).then === 'function') pending.push(result as PromiseLike<void>);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    const finish = (): void => {
+      if (failure !== null) {
+        this.#endAfterHookFailure(failure.error);
+        return;
+      }
+      try {
+        this.end(chunk, encoding);
+      } catch (error) {
+        this.#endAfterHookFailure(error);
+      }
+    };
+    if (pending.length === 0) {
+      finish();
+      return this;
+    }
+    this.#holding = true;
+    void Promise.allSettled(pending).then((results) => {
+      this.#holding = false;
+      for (const result of results) if (result.status === 'rejected') failure ??= { error: result.reason };
+      finish();
+    });
+    return this;
+  }
+
+  #endAfterHookFailure(error: unknown): void {
+    this.appStatus = 1;
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    this.writeStderr(`nodefpm: request ${this.#exchange.id}: a beforeEnd hook failed: ${text}\n`);
+    try {
+      if (!this.#headersSent) {
+        this.#headers.clear();
+        this.statusCode = 500;
+        this.statusMessage = undefined;
+        this.#headers.set('content-type', ['Content-Type', 'text/plain; charset=utf-8']);
+        this.end('500 Internal Server Error\n');
+      } else {
+        this.end();
+      }
+    } catch {
+      // A head hook threw again: end at the exchange, which still answers 500 when nothing went out.
+      this.#ended = true;
+      this.#exchange.respondWithStatus(500, 'a response hook failed');
+      this.emit('finish');
+      this.#emitClose();
+    }
   }
 
   // ---- internals ----
@@ -282,6 +538,7 @@ export class Response extends EventEmitter implements ExchangeListener {
   }
 
   #sendHead(): void {
+    if (this.#headHooks !== null) this.#runHeadHooks();
     const status = this.statusCode;
     if (!Number.isInteger(status) || status < 100 || status > 999) {
       throw new NodefpmError('NODEFPM_INVALID_STATUS', `status code ${String(status)} is not an integer in 100-999`);

@@ -171,7 +171,6 @@ export class Connection implements RecordSink, ExchangeHost {
     }
   }
 
-
   /** Requests in progress on this connection. */
   get requestCount(): number {
     return this.#requests.size;
@@ -179,6 +178,14 @@ export class Connection implements RecordSink, ExchangeHost {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * True once a request has begun on this connection. A process manager draining a worker closes used
+   * idle connections at once but lets a fresh one bring the request its peer has sent or is sending.
+   */
+  get used(): boolean {
+    return this.#highestBegunId > 0;
   }
 
   /** Stops taking requests; closes the connection as soon as none is in progress. */
@@ -384,11 +391,13 @@ export class Connection implements RecordSink, ExchangeHost {
       exchange.respondWithStatus(400, `${name} arrived before the end of PARAMS`);
       return;
     }
-    if (stream.error !== null) return;
     if (content.length === 0) {
-      this.#inputEnded(exchange, stream, name);
+      if (stream.error === null) this.#inputEnded(exchange, stream, name);
+      // A Filter's output waits for this (section 6.4), even when the stream failed on the way.
+      if (stream === exchange.stdin) exchange.stdinComplete();
       return;
     }
+    if (stream.error !== null) return;
     const received = stream.bytesReceived + content.length;
     if (received > this.#options.maxBodyBytes) {
       const error = new NodefpmError('NODEFPM_BODY_TOO_LARGE', `request body exceeds maxBodyBytes (${this.#options.maxBodyBytes})`);
@@ -403,6 +412,12 @@ export class Connection implements RecordSink, ExchangeHost {
         this.#bodyLengthMismatch(exchange, stream, `STDIN carried more than CONTENT_LENGTH (${expected}) bytes`);
         return;
       }
+    } else {
+      const expected = exchange.declaredDataLength;
+      if (expected >= 0 && received > expected) {
+        this.#dataLengthMismatch(exchange, stream, `DATA carried more than FCGI_DATA_LENGTH (${expected}) bytes`);
+        return;
+      }
     }
     if (!stream.push(content)) this.#updatePause();
   }
@@ -414,6 +429,12 @@ export class Connection implements RecordSink, ExchangeHost {
         this.#bodyLengthMismatch(exchange, stream, `STDIN ended after ${stream.bytesReceived} of CONTENT_LENGTH ${expected} bytes`);
         return;
       }
+    } else {
+      const expected = exchange.declaredDataLength;
+      if (expected >= 0 && stream.bytesReceived !== expected) {
+        this.#dataLengthMismatch(exchange, stream, `DATA ended after ${stream.bytesReceived} of FCGI_DATA_LENGTH ${expected} bytes`);
+        return;
+      }
     }
     this.#log.debug(`${name} complete`, { connection: this.id, request: exchange.id, bytes: stream.bytesReceived });
     stream.end();
@@ -421,6 +442,14 @@ export class Connection implements RecordSink, ExchangeHost {
 
   #bodyLengthMismatch(exchange: Exchange, stream: InputStream, message: string): void {
     const error = new NodefpmError('NODEFPM_BODY_INCOMPLETE', `${message}: the client's upload did not arrive whole`);
+    this.#log.warn(error.message, { connection: this.id, request: exchange.id, code: error.code });
+    stream.fail(error);
+    this.#updatePause();
+  }
+
+  /** Section 6.4: a Filter compares DATA's byte count with FCGI_DATA_LENGTH; a mismatch fails req.data reads. */
+  #dataLengthMismatch(exchange: Exchange, stream: InputStream, message: string): void {
+    const error = new NodefpmError('NODEFPM_DATA_INCOMPLETE', `${message}: the file changed or did not arrive whole`);
     this.#log.warn(error.message, { connection: this.id, request: exchange.id, code: error.code });
     stream.fail(error);
     this.#updatePause();

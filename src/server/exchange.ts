@@ -7,6 +7,7 @@ import {
   MAX_CONTENT_LENGTH,
   ProtocolStatus,
   RecordType,
+  Role,
   paddingFor,
   writeEndRequest,
   writeHeader,
@@ -49,6 +50,16 @@ export type ExchangeState = (typeof ExchangeState)[keyof typeof ExchangeState];
 
 /** Output is written at once when this much is queued; smaller writes wait for the end of the tick. */
 const FLUSH_BYTES = 16 * 1024;
+/** A Filter's output held until the end of STDIN: past this, write() asks the writer to wait for the release. */
+const HELD_OUTPUT_MARK = 64 * 1024;
+
+/** A length param (CONTENT_LENGTH, FCGI_DATA_LENGTH) as a number; -1 when absent, empty or not a length. */
+function declaredLengthOf(value: string | undefined): number {
+  if (value === undefined || value === '') return -1;
+  const length = Number(value);
+  return Number.isSafeInteger(length) && length >= 0 ? length : -1;
+}
+
 const EMPTY_PARAMS: Params = Object.freeze(Object.create(null) as Params);
 
 /**
@@ -69,6 +80,14 @@ export class Exchange {
   readonly data: InputStream | null;
   /** CONTENT_LENGTH as a number once PARAMS is complete; -1 when absent, empty or not a length. */
   declaredLength = -1;
+  /** The Filter role's FCGI_DATA_LENGTH as a number once PARAMS is complete; -1 when absent or not a length. */
+  declaredDataLength = -1;
+  /**
+   * Filter role: unread STDIN bytes kept for the handler when its output starts before the end of
+   * STDIN (that output waits for the end, section 6.4); beyond it the rest of STDIN is dropped and reads
+   * fail with NODEFPM_FILTER_INPUT_DROPPED. createServer sets the handlers' bodyLimit here (src/http/roles.ts).
+   */
+  unreadStdinLimit: number;
   state: ExchangeState = ExchangeState.ReceivingParams;
   /** When BEGIN_REQUEST arrived (performance.now()). */
   readonly startedAt: number;
@@ -90,6 +109,14 @@ export class Exchange {
   #stdoutBytes = 0;
   #stderrUsed = false;
   #needDrain = false;
+  /**
+   * Filter role (section 6.4: STDIN is read to its end before output starts): true until the web server
+   * has sent all of STDIN. Meanwhile output is queued, not sent; end() is remembered in #heldEnd.
+   */
+  #awaitingStdin: boolean;
+  #heldEnd: number | null = null;
+  #heldStderr: Uint8Array[] = [];
+  #heldStderrBytes = 0;
 
   constructor(host: ExchangeHost, id: number, role: number, keepConn: boolean, inputHighWaterMark: number, withData: boolean) {
     this.#host = host;
@@ -98,6 +125,11 @@ export class Exchange {
     this.keepConn = keepConn;
     this.stdin = new InputStream(host, inputHighWaterMark);
     this.data = withData ? new InputStream(host, inputHighWaterMark) : null;
+    this.unreadStdinLimit = inputHighWaterMark;
+    this.#awaitingStdin = role === Role.Filter;
+    // An Authorizer has no body (section 6.3), and Apache's mod_authnz_fcgi sends no FCGI_STDIN at all:
+    // the stream ends now, so no reader in any layer waits for it (STDIN sent anyway is ignored).
+    if (role === Role.Authorizer) this.stdin.end();
     this.startedAt = performance.now();
   }
 
@@ -120,11 +152,8 @@ export class Exchange {
   /** Installs the complete (validated) PARAMS stream. */
   setParams(block: ParamsBlock): void {
     this.#paramsBlock = block;
-    const length = block.get('CONTENT_LENGTH');
-    if (length !== undefined && length !== '') {
-      const value = Number(length);
-      if (Number.isSafeInteger(value) && value >= 0) this.declaredLength = value;
-    }
+    this.declaredLength = declaredLengthOf(block.get('CONTENT_LENGTH'));
+    if (this.data !== null) this.declaredDataLength = declaredLengthOf(block.get('FCGI_DATA_LENGTH'));
   }
 
   /** Every param, decoded on first use; empty until PARAMS is complete. */
@@ -135,6 +164,11 @@ export class Exchange {
   /** One param's value, found without decoding the others. */
   param(name: string): string | undefined {
     return this.#paramsBlock?.get(name);
+  }
+
+  /** The connection carrying the request (a process manager reads its socket to answer for a blocked worker). */
+  get host(): ExchangeHost {
+    return this.#host;
   }
 
   /** The PARAMS stream as received (null until complete), for a layer that reads every pair in one pass of its own. */
@@ -172,10 +206,76 @@ export class Exchange {
     this.#head = null;
     this.#out = [];
     this.#outBytes = 0;
+    const heldEnd = this.#heldEnd;
+    this.#dropHeld();
     this.stdin.fail(reason);
     this.data?.fail(reason);
     this.#controller?.abort(reason);
     this.listener?.exchangeAborted(reason);
+    // A Filter handler that had ended was only waiting for the end of STDIN, which will not come now.
+    // On a lost connection nothing can be sent, and the connection forgets the request itself.
+    if (heldEnd !== null && reason.code !== 'NODEFPM_CONNECTION_LOST') this.end(heldEnd);
+  }
+
+  // ---- the Filter role's output hold ----
+
+  /** True while output waits for the end of STDIN (Filter role, section 6.4). */
+  get awaitingStdin(): boolean {
+    return this.#awaitingStdin;
+  }
+
+  /**
+   * The web server has sent all of STDIN (its empty record arrived, whether or not the stream failed on
+   * the way): a Filter's held output goes out now, and a held end() ends the request.
+   */
+  stdinComplete(): void {
+    if (!this.#awaitingStdin) return;
+    this.#releaseHeld();
+    if (this.#needDrain && !this.#host.outputBlocked && this.state !== ExchangeState.Ended) this.drained();
+  }
+
+  /** Sends what was held (STDOUT first, then STDERR) and ends the request if end() was called meanwhile. */
+  #releaseHeld(): void {
+    const stderr = this.#heldStderr;
+    const heldEnd = this.#heldEnd;
+    this.#dropHeld();
+    if (this.state === ExchangeState.Ended || this.#abortReason !== null) return;
+    if (stderr.length > 0) {
+      this.flushPending();
+      this.#stderrUsed = true;
+      this.#writeRecords(RecordType.Stderr, stderr);
+    }
+    // end() sends queued output with the terminators in one write; otherwise send it now.
+    if (heldEnd !== null) this.end(heldEnd);
+    else this.flushPending();
+  }
+
+  #dropHeld(): void {
+    this.#awaitingStdin = false;
+    this.#heldEnd = null;
+    this.#heldStderr = [];
+    this.#heldStderrBytes = 0;
+  }
+
+  /**
+   * Output arrived before the end of STDIN: it stays queued. STDIN must keep arriving so that its end
+   * can (a handler that writes first may never read it), so up to unreadStdinLimit unread bytes are
+   * kept for the handler without backpressure. Returns what write() returns.
+   */
+  #hold(): boolean {
+    this.stdin.keepUnread(
+      this.unreadStdinLimit,
+      () =>
+        new NodefpmError(
+          'NODEFPM_FILTER_INPUT_DROPPED',
+          `the response started before FCGI_STDIN was read to its end, and more than ${this.unreadStdinLimit} bytes were left unread while it waited`,
+        ),
+    );
+    if (this.#outBytes + this.#heldStderrBytes >= HELD_OUTPUT_MARK) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
   }
 
   // ---- output ----
@@ -219,6 +319,11 @@ export class Exchange {
     if (this.#abortReason !== null || this.state === ExchangeState.Ended) return true;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (bytes.length === 0) return !this.#host.outputBlocked;
+    if (this.#awaitingStdin) {
+      this.#heldStderr.push(bytes);
+      this.#heldStderrBytes += bytes.length;
+      return this.#hold();
+    }
     this.flushPending();
     this.#stderrUsed = true;
     this.#writeRecords(RecordType.Stderr, [bytes]);
@@ -231,6 +336,13 @@ export class Exchange {
    */
   end(appStatus = 0): void {
     if (this.state === ExchangeState.Ended) return;
+    if (this.#awaitingStdin && this.#abortReason === null) {
+      // Section 6.4: nothing leaves before the end of STDIN. The handler is done, so what it has not
+      // read is not wanted: dropping it lets that end arrive without holding the bytes.
+      this.#heldEnd = appStatus;
+      this.stdin.discard();
+      return;
+    }
     this.state = ExchangeState.Ended;
     // After an abort the queue is empty, so only the terminators and END_REQUEST go out; on a lost
     // connection nothing can.
@@ -253,6 +365,7 @@ export class Exchange {
   /** Marks the request ended without output: its connection is gone. */
   detach(): void {
     this.state = ExchangeState.Ended;
+    this.#dropHeld();
     this.#out = [];
     this.#head = null;
   }
@@ -263,6 +376,9 @@ export class Exchange {
    */
   respondWithStatus(status: number, message: string): void {
     if (this.state === ExchangeState.Ended) return;
+    // A refusal by the server itself is not the handler's output: it does not wait for the end of STDIN.
+    // (If the handler had ended meanwhile, that releases its end, and what follows does nothing.)
+    if (this.#awaitingStdin) this.#releaseHeld();
     if (this.#stdoutBytes === 0 && this.#abortReason === null) {
       const body = `${status} ${STATUS_CODES[status] ?? 'Error'}: ${message}\n`;
       this.writeHead(
@@ -289,10 +405,11 @@ export class Exchange {
   /** Sends whatever output is queued (called by the connection at the end of the tick). */
   flushPending(): void {
     this.#flushQueued = false;
-    if (this.#outBytes > 0 && this.state !== ExchangeState.Ended) this.#flush(false, 0, 0);
+    if (this.#outBytes > 0 && this.state !== ExchangeState.Ended && !this.#awaitingStdin) this.#flush(false, 0, 0);
   }
 
   #afterWrite(): boolean {
+    if (this.#awaitingStdin) return this.#hold();
     if (this.#outBytes >= FLUSH_BYTES) {
       this.#flush(false, 0, 0);
     } else if (!this.#flushQueued) {

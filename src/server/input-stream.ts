@@ -19,7 +19,10 @@ type Waiter = { resolve: (result: IteratorResult<Buffer>) => void; reject: (erro
  */
 export class InputStream implements AsyncIterable<Buffer> {
   readonly #source: InputSource;
-  readonly #highWaterMark: number;
+  #highWaterMark: number;
+  /** Set by keepUnread(): unread bytes beyond which the stream fails instead of asking for backpressure. */
+  #unreadLimit = Infinity;
+  #unreadError: (() => unknown) | null = null;
   #chunks: Buffer[] = [];
   #head = 0;
   #buffered = 0;
@@ -53,6 +56,12 @@ export class InputStream implements AsyncIterable<Buffer> {
     }
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
+    if (this.#buffered > this.#unreadLimit && this.#unreadError !== null) {
+      // The reader was given room up to the limit and has not caught up: fail loudly rather than
+      // stall the connection or drop bytes unseen. Failing releases the queue; later bytes are ignored.
+      this.fail(this.#unreadError());
+      return true;
+    }
     this.onReadable?.();
     if (this.#buffered >= this.#highWaterMark) {
       this.#full = true;
@@ -84,6 +93,25 @@ export class InputStream implements AsyncIterable<Buffer> {
       waiter.reject(error);
     }
     this.onReadable?.();
+  }
+
+  /**
+   * Keeps the rest of the stream arriving whether or not the reader comes back before its end: up to
+   * `limit` unread bytes are queued with no backpressure; one more and the stream fails with
+   * `error()` and drops the rest. For a Filter whose output waits for the end of STDIN (section 6.4):
+   * pausing the socket then would keep that end from ever arriving.
+   */
+  keepUnread(limit: number, error: () => unknown): void {
+    if (this.#ended || this.#error !== null || this.#discarding) return;
+    this.#highWaterMark = Infinity;
+    this.#unreadLimit = limit;
+    this.#unreadError = error;
+    if (this.#buffered > limit) {
+      this.fail(error());
+    } else if (this.#full) {
+      this.#full = false;
+      this.#source.inputHasRoom(this);
+    }
   }
 
   /** True while the queue is over the high-water mark and the reader has not caught up. */

@@ -129,7 +129,7 @@ async function whyInUse(path: string): Promise<string | null> {
 }
 
 /** Removes a socket file left by a dead process; refuses when something listens on it or it is not a socket. */
-async function clearStaleSocket(path: string): Promise<void> {
+export async function clearStaleSocket(path: string): Promise<void> {
   let stats;
   try {
     stats = await lstat(path);

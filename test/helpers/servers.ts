@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type CreateServerOptions, type FcgiServer, type Handler } from '../../src/index.js';
+import { createServer, type CreateServerOptions, type FcgiServer, type Handler, type RoleHandlers } from '../../src/index.js';
 import { formatListenAddress } from '../../src/server/listen.js';
 import { captureLogger, type CaptureLogger } from './log-capture.js';
 
@@ -18,13 +18,17 @@ export interface TestServer {
 /** A temporary folder removed at process exit (or by the returned function). */
 export function tempDir(prefix = 'nodefpm-test-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  const remove = (): void => rmSync(path, { recursive: true, force: true });
+  const remove = (): void => {
+    // Removed by hand: the exit hook is no longer needed (and would pile up, one per server started).
+    process.off('exit', remove);
+    rmSync(path, { recursive: true, force: true });
+  };
   process.once('exit', remove);
   return { path, remove };
 }
 
 export async function startServer(
-  handler: Handler,
+  handler: Handler | RoleHandlers,
   options: CreateServerOptions & { transport?: 'unix' | 'tcp' } = {},
 ): Promise<TestServer> {
   const logs = captureLogger();
