@@ -1,0 +1,95 @@
+// The benchmark's servers and scenarios: what runs, how it is loaded, what it is compared with and the targets. New scenarios are added here.
+//
+// A scenario lists runs; the first run is the reference that ratios are computed against (or the
+// one named by `reference`). Each run names a server from `servers`, and may change the load (an
+// HTTP server gets `protocol: 'http'`). A scenario's kind says how it is measured:
+//   load      warm up for cfg.warmup seconds, then load for cfg.duration seconds (the default)
+//   transfer  one request to warm up, then `requests` big requests one after the other
+//   idle      warm up, then hold cfg.idleConnections kept-alive connections idle and weigh them
+// Targets compare one run's metric with the reference's (ratioAtLeast, ratioAtMost) or with a
+// fixed bound (atLeast, atMost, in the metric's own unit: bytes for memory).
+//
+// Later scenarios, for example:
+//   servers['express-http'] = { script: 'servers/express-http.mjs', listen: 'tcp' };
+//   servers['express-nodefpm'] = { script: 'servers/express-nodefpm.mjs' };
+//   { id: 'express', title: 'Express hello world (32 conns)', load: { connections: 32 },
+//     runs: [{ label: 'node:http', server: 'express-http', load: { protocol: 'http' } },
+//            { label: 'nodefpm', server: 'express-nodefpm' }],
+//     targets: [{ run: 'nodefpm', metric: 'rps', ratioAtLeast: 1 }] }
+// and workers as runs of one scenario: runs: [1, 2, 4].map((n) => ({ label: `${n} workers`,
+// server: 'pool', args: [`--workers=${n}`] })).
+
+const MiB = 1024 * 1024;
+
+/**
+ * How to start each server. `script` is run with node (relative to bench/), given the address to
+ * listen on and then `args`; `listen` is 'unix' (a socket path in a temporary folder, the default)
+ * or 'tcp' (127.0.0.1:0; the server prints the bound address on its ready line).
+ */
+export const servers = {
+  null: { script: 'servers/null.mjs' },
+  'null-down': { script: 'servers/null.mjs', args: (cfg) => [`--down=${cfg.bigBytes}`] },
+  hello: { script: 'servers/hello.mjs' },
+  post: { script: 'servers/post.mjs' },
+  down: { script: 'servers/down.mjs', args: (cfg) => [`--bytes=${cfg.bigBytes}`] },
+  up: { script: 'servers/up.mjs' },
+};
+
+const sizeText = (bytes) => (bytes >= 1024 * MiB ? `${bytes / (1024 * MiB)} GiB` : `${bytes / MiB} MiB`);
+
+export const scenarios = [
+  {
+    id: 'hello',
+    title: () => 'hello world, GET (32 conns)',
+    load: () => ({ connections: 32 }),
+    runs: [
+      { label: 'null server', server: 'null' },
+      { label: 'nodefpm', server: 'hello' },
+    ],
+    targets: [{ run: 'nodefpm', metric: 'rps', ratioAtLeast: 0.6 }],
+  },
+  {
+    id: 'post64k',
+    title: () => 'POST 64 KiB, body read (16 conns)',
+    load: () => ({ connections: 16, body: 64 * 1024 }),
+    runs: [
+      { label: 'null server', server: 'null' },
+      { label: 'nodefpm', server: 'post' },
+    ],
+    targets: [{ run: 'nodefpm', metric: 'mbps', ratioAtLeast: 0.8 }],
+  },
+  {
+    id: 'down',
+    kind: 'transfer',
+    title: (cfg) => `${sizeText(cfg.bigBytes)} down (1 conn)`,
+    load: (cfg) => ({ connections: 1, requests: cfg.bigRequests, expectBody: cfg.bigBytes }),
+    runs: [
+      { label: 'null server', server: 'null-down' },
+      { label: 'nodefpm', server: 'down' },
+    ],
+    // Issue 2: a 1 GiB download grows RSS by under 64 MiB.
+    targets: [{ run: 'nodefpm', metric: 'rssGrowth', atMost: 64 * MiB }],
+  },
+  {
+    id: 'up',
+    kind: 'transfer',
+    title: (cfg) => `${sizeText(cfg.bigBytes)} up (1 conn)`,
+    load: (cfg) => ({ connections: 1, requests: cfg.bigRequests, body: cfg.bigBytes }),
+    runs: [
+      { label: 'null server', server: 'null' },
+      { label: 'nodefpm', server: 'up' },
+    ],
+    targets: [{ run: 'nodefpm', metric: 'rssGrowth', atMost: 64 * MiB }],
+  },
+  {
+    id: 'idle',
+    kind: 'idle',
+    title: (cfg) => `idle kept-alive connections (${cfg.idleConnections})`,
+    load: (cfg) => ({ connections: cfg.idleConnections }),
+    runs: [
+      { label: 'null server', server: 'null' },
+      { label: 'nodefpm', server: 'hello' },
+    ],
+    targets: [{ run: 'nodefpm', metric: 'perConnection', ratioAtMost: 1.5 }],
+  },
+];
