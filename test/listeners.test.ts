@@ -19,7 +19,10 @@ const launcher = join(root, 'test', 'fixtures', 'listen-launcher.py');
 
 /** Node cannot hand a child a listening socket (spawn shares streams and fds, and a net.Server is neither): a small Python launcher does, as spawn-fcgi would. */
 const hasPython = spawnSync('python3', ['--version'], { stdio: 'ignore' }).status === 0;
-const noPython = hasPython ? '' : ' [skipped: this machine has no python3 to hand over the socket]';
+/** The launcher that hands a listening socket over (as spawn-fcgi and systemd do) is a python3 script: required. */
+function requirePython(): void {
+  assert.ok(hasPython, 'python3 is required to hand a listening socket to a child process (as spawn-fcgi does); install it');
+}
 
 /** Whether ::1 can really be bound here (a container may run without IPv6). */
 const hasIPv6 = await new Promise<boolean>((resolve) => {
@@ -27,7 +30,9 @@ const hasIPv6 = await new Promise<boolean>((resolve) => {
   probe.once('error', () => resolve(false));
   probe.listen({ host: '::1', port: 0 }, () => probe.close(() => resolve(true)));
 });
-const noIPv6 = hasIPv6 ? '' : ' [skipped: this machine cannot bind ::1]';
+function requireIPv6(): void {
+  assert.ok(hasIPv6, 'these tests need IPv6 on loopback (::1); enable it on this machine');
+}
 
 /** One temporary folder for every socket and file of this file's tests (each test uses its own names in it). */
 const scratch = tempDir('nodefpm-listeners-');
@@ -316,7 +321,8 @@ test('TCP on 127.0.0.1 port 0 binds a real port and serves', async () => {
   }
 });
 
-test(`TCP on [::1] port 0 binds a real port and serves${noIPv6}`, { skip: !hasIPv6 }, async () => {
+test(`TCP on [::1] port 0 binds a real port and serves`, async () => {
+  requireIPv6();
   const { server, bound } = await start('[::1]:0');
   try {
     assert.ok(bound.kind === 'tcp' && bound.host === '::1' && bound.port > 0, `bound ${JSON.stringify(bound)}`);
@@ -339,7 +345,8 @@ test('a TCP port already in use: NODEFPM_ADDRESS_IN_USE', async () => {
 
 // ---- inherited listeners: fd 0 (spawn-fcgi, web servers) and systemd ----
 
-test(`a listening Unix socket on fd 0, as spawn-fcgi hands it over, is served with listen('fd:0')${noPython}`, { skip: !hasPython }, async () => {
+test(`a listening Unix socket on fd 0, as spawn-fcgi hands it over, is served with listen('fd:0')`, async () => {
+  requirePython();
   const path = join(scratch.path, 'spawned.sock');
   const child = Child.launched(['--unix', path], ['fd:0']);
   try {
@@ -354,7 +361,8 @@ test(`a listening Unix socket on fd 0, as spawn-fcgi hands it over, is served wi
   }
 });
 
-test(`a listening TCP socket on fd 0 is detected by inheritedListenAddress() and served${noPython}`, { skip: !hasPython }, async () => {
+test(`a listening TCP socket on fd 0 is detected by inheritedListenAddress() and served`, async () => {
+  requirePython();
   const child = Child.launched(['--tcp', '127.0.0.1'], ['inherited']);
   try {
     const bound = await child.next((event) => event.event === 'bound', 'the launcher to bind');
@@ -405,7 +413,8 @@ test('fd 0 that is /dev/null: nothing inherited, and fd:0 or systemd say NODEFPM
   }
 });
 
-test(`systemd socket activation: fd 3 with LISTEN_FDS/LISTEN_PID is found by inheritedListenAddress() and served${noPython}`, { skip: !hasPython }, async () => {
+test(`systemd socket activation: fd 3 with LISTEN_FDS/LISTEN_PID is found by inheritedListenAddress() and served`, async () => {
+  requirePython();
   const path = join(scratch.path, 'activated.sock');
   const child = Child.launched(['--unix', path, '--fd', '3', '--systemd', 'web'], ['inherited']);
   try {
@@ -418,7 +427,8 @@ test(`systemd socket activation: fd 3 with LISTEN_FDS/LISTEN_PID is found by inh
   }
 });
 
-test(`systemd sockets chosen by name (LISTEN_FDNAMES): an unknown name is NODEFPM_NO_LISTENER, the right one is served${noPython}`, { skip: !hasPython }, async () => {
+test(`systemd sockets chosen by name (LISTEN_FDNAMES): an unknown name is NODEFPM_NO_LISTENER, the right one is served`, async () => {
+  requirePython();
   const path = join(scratch.path, 'named.sock');
   const child = Child.launched(['--unix', path, '--fd', '3', '--systemd', 'web'], ['systemd:admin', 'systemd:web']);
   try {
@@ -473,7 +483,8 @@ test('with an allow-list, a Unix socket connection is refused (it has no address
   }
 });
 
-test(`on a dual-stack listener, 127.0.0.1 arrives as ::ffff:127.0.0.1 and still matches; ::1 matches ::1${noIPv6}`, { skip: !hasIPv6 }, async () => {
+test(`on a dual-stack listener, 127.0.0.1 arrives as ::ffff:127.0.0.1 and still matches; ::1 matches ::1`, async () => {
+  requireIPv6();
   const { server, bound, logs } = await start('[::]:0', { allowedClients: ['127.0.0.1', '::1'] });
   try {
     const port = bound.kind === 'tcp' ? bound.port : 0;

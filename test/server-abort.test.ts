@@ -187,6 +187,38 @@ test('a handler that ignores the abort: END_REQUEST after abortTimeout, with the
   }
 });
 
+test('repeated FCGI_ABORT_REQUEST does not push the abortTimeout deadline back', OPTS, async () => {
+  const release = deferred();
+  const started = deferred();
+  const app = await startServer(
+    async (_req, res) => {
+      started.resolve();
+      await release.promise;
+      res.end();
+    },
+    { abortTimeout: 300 },
+  );
+  const peer = await RawPeer.connect(app.address);
+  try {
+    peer.sendRequest(1, requestParams('GET', '/stubborn'));
+    await started.promise;
+    // Abort again every 100 ms for 3 s: were each abort to restart the 300 ms timer, END_REQUEST would
+    // not come before the barrage ends.
+    let endedDuringBarrage = false;
+    for (let i = 0; i < 30 && !endedDuringBarrage; i++) {
+      peer.sendAbort(1);
+      await sleep(100);
+      endedDuringBarrage = endCount(peer, 1) === 1;
+    }
+    assert.ok(endedDuringBarrage, 'END_REQUEST came while aborts kept arriving');
+    assert.equal(app.logs.find(/did not finish within abortTimeout/).length, 1, 'the deadline passed once');
+  } finally {
+    release.resolve();
+    peer.close();
+    await app.close();
+  }
+});
+
 async function dropWhileRunning(app: TestServer, peer: RawPeer, started: Promise<void>): Promise<void> {
   await started;
   assert.equal(app.server.activeRequests, 1);

@@ -456,6 +456,8 @@ export class Connection implements RecordSink, ExchangeHost {
   }
 
   #abortRequest(exchange: Exchange): void {
+    // A repeated ABORT_REQUEST changes nothing (it must not push the abortTimeout deadline back).
+    if (exchange.aborted) return;
     this.#log.debug('FCGI_ABORT_REQUEST', { connection: this.id, request: exchange.id });
     const reason = new NodefpmError('NODEFPM_REQUEST_ABORTED', `the web server aborted request ${exchange.id}`);
     if (exchange.state === ExchangeState.ReceivingParams) {

@@ -171,3 +171,15 @@ test('a server with idleTimeout, paramsTimeout and abortTimeout at Infinity serv
     await server.close({ timeout: 1000 });
   }
 });
+
+test('the allow-list compares addresses by value: other spellings of an entry and IPv4-mapped forms match', () => {
+  const resolved = resolveOptions({ allowedClients: ['127.0.0.1', '0:0:0:0:0:0:0:1', 'FE80::1'] }, noEnv);
+  const allowed = resolved.allowedClients;
+  assert.ok(allowed !== null, 'a list was given');
+  for (const peer of ['127.0.0.1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::1', 'fe80::1', 'fe80:0:0:0:0:0:0:1']) {
+    assert.equal(allowed.allows(peer), true, `${peer} should match an entry`);
+  }
+  for (const peer of ['127.0.0.2', '::2', '::ffff:127.0.0.2', undefined, 'not-an-address']) {
+    assert.equal(allowed.allows(peer), false, `${String(peer)} should not match`);
+  }
+});

@@ -61,7 +61,7 @@ export interface ServerOptions extends Partial<Limits> {
 export interface ResolvedOptions extends Limits {
   multiplex: boolean;
   roles: ReadonlySet<number>;
-  allowedClients: ReadonlySet<string> | null;
+  allowedClients: AllowList | null;
 }
 
 function checkCount(name: string, value: number, min: number): void {
@@ -85,10 +85,41 @@ function checkTimeout(name: string, value: number): number {
   return value;
 }
 
-/** Normalises a peer address for comparison: IPv4-mapped IPv6 ("::ffff:1.2.3.4") becomes plain IPv4. */
+/** Normalises a peer address for display: IPv4-mapped IPv6 ("::ffff:1.2.3.4") becomes plain IPv4. */
 export function normalizeAddress(address: string): string {
   const lower = address.toLowerCase();
   return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
+}
+
+/**
+ * The peers allowed to connect (FCGI_WEB_SERVER_ADDRS plus allowedClients). Addresses are compared by
+ * value, not spelling (net.BlockList): "::1" matches "0:0:0:0:0:0:0:1", and an IPv4 entry matches the
+ * IPv4-mapped form ("::ffff:127.0.0.1", "::ffff:7f00:1") a dual-stack listener reports.
+ */
+export class AllowList implements Iterable<string> {
+  readonly #entries: string[] = [];
+  readonly #addresses = new net.BlockList();
+
+  add(address: string): void {
+    const entry = normalizeAddress(address);
+    if (this.#entries.includes(entry)) return;
+    this.#entries.push(entry);
+    this.#addresses.addAddress(entry, net.isIPv6(entry) ? 'ipv6' : 'ipv4');
+  }
+
+  /** True when `peer` is listed; a Unix-socket peer (no address) never is (section 3.2). */
+  allows(peer: string | undefined): boolean {
+    if (peer === undefined || net.isIP(peer) === 0) return false;
+    return this.#addresses.check(peer, net.isIPv6(peer) ? 'ipv6' : 'ipv4');
+  }
+
+  get size(): number {
+    return this.#entries.length;
+  }
+
+  [Symbol.iterator](): Iterator<string> {
+    return this.#entries[Symbol.iterator]();
+  }
 }
 
 /** Applies defaults and checks every option; throws NODEFPM_INVALID_OPTION naming the bad one. */
@@ -114,10 +145,10 @@ export function resolveOptions(options: ServerOptions = {}, env: NodeJS.ProcessE
       throw new NodefpmError('NODEFPM_INVALID_OPTION', `option roles: ${String(role)} is not a FastCGI role (1, 2 or 3)`);
     }
   }
-  let allowed: Set<string> | null = null;
+  let allowed: AllowList | null = null;
   const fromEnv = options.useWebServerAddrs === false ? undefined : env.FCGI_WEB_SERVER_ADDRS;
   if (fromEnv !== undefined || options.allowedClients !== undefined) {
-    allowed = new Set();
+    allowed = new AllowList();
     const entries = [
       ...(fromEnv?.split(',') ?? []).map((entry) => ['FCGI_WEB_SERVER_ADDRS', entry] as const),
       ...(options.allowedClients ?? []).map((entry) => ['option allowedClients', entry] as const),

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../log.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import type { Exchange } from './exchange.js';
 import { formatListenAddress, listenAt, parseListenAddress, type ListenAddress, type ListenOptions } from './listen.js';
-import { normalizeAddress, resolveOptions, type ResolvedOptions, type ServerOptions } from './options.js';
+import { resolveOptions, type ResolvedOptions, type ServerOptions } from './options.js';
 
 /** Receives each request once its PARAMS are complete. */
 export type ExchangeHandler = (exchange: Exchange) => void;
@@ -115,7 +115,7 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
     const allowed = this.options.allowedClients;
     if (allowed !== null) {
       const peer = socket.remoteAddress;
-      if (peer === undefined || !allowed.has(normalizeAddress(peer))) {
+      if (!allowed.allows(peer)) {
         this.stats.connectionsRefused++;
         this.log.warn(`refused connection from ${peer ?? 'a Unix socket'}: not in FCGI_WEB_SERVER_ADDRS / allowedClients`, {
           code: 'NODEFPM_CLIENT_NOT_ALLOWED',
