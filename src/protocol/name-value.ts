@@ -87,16 +87,28 @@ function malformed(detail: string): NodefpmError {
 }
 
 /**
- * Walks a name-value stream, calling `onPair` with the offsets of each name and value in `source`.
- * Throws NODEFPM_PROTOCOL_NAME_VALUE when a length runs past the end, before reporting that pair.
+ * Steps through a name-value stream pair by pair without allocating: after next() returns true,
+ * nameStart, valueStart and valueEnd locate the pair in the source (the name is nameStart..valueStart).
+ * The one place lengths are decoded: every reader of pairs goes through it. next() throws
+ * NODEFPM_PROTOCOL_NAME_VALUE when a length runs past the end, before exposing that pair.
  */
-function walkPairs(
-  source: Uint8Array,
-  onPair: (nameStart: number, valueStart: number, valueEnd: number) => void,
-): void {
-  const end = source.length;
-  let offset = 0;
-  while (offset < end) {
+export class PairCursor {
+  nameStart = 0;
+  valueStart = 0;
+  valueEnd = 0;
+  #source: Uint8Array;
+  #offset = 0;
+
+  constructor(source: Uint8Array) {
+    this.#source = source;
+  }
+
+  /** Moves to the next pair; false at the end of the stream. */
+  next(): boolean {
+    const source = this.#source;
+    const end = source.length;
+    let offset = this.#offset;
+    if (offset >= end) return false;
     let nameLength = source[offset]!;
     if (nameLength > 127) {
       if (offset + 4 > end) throw malformed(`name length truncated at byte ${offset}`);
@@ -119,8 +131,20 @@ function walkPairs(
     if (valueEnd > end) {
       throw malformed(`pair at byte ${offset} declares ${nameLength}+${valueLength} bytes, only ${end - offset} remain`);
     }
-    onPair(offset, valueStart, valueEnd);
-    offset = valueEnd;
+    this.nameStart = offset;
+    this.valueStart = valueStart;
+    this.valueEnd = valueEnd;
+    this.#offset = valueEnd;
+    return true;
+  }
+
+  /** True when the current pair's name is `name` (compared byte by byte, as Latin-1). */
+  nameIs(name: string): boolean {
+    const start = this.nameStart;
+    if (this.valueStart - start !== name.length) return false;
+    const source = this.#source;
+    for (let i = 0; i < name.length; i++) if (source[start + i] !== name.charCodeAt(i)) return false;
+    return true;
   }
 }
 
@@ -129,9 +153,8 @@ export function forEachPair(source: Buffer, onPair: (name: string, value: string
   // One Latin-1 string for the whole stream: its character offsets are the byte offsets, and
   // slicing it is far cheaper than a native decode per name and per value.
   const text = source.toString('latin1');
-  walkPairs(source, (nameStart, valueStart, valueEnd) => {
-    onPair(text.slice(nameStart, valueStart), text.slice(valueStart, valueEnd));
-  });
+  const cursor = new PairCursor(source);
+  while (cursor.next()) onPair(text.slice(cursor.nameStart, cursor.valueStart), text.slice(cursor.valueStart, cursor.valueEnd));
 }
 
 /** Decodes a whole name-value stream into Params (a later duplicate name replaces an earlier one). */
@@ -152,10 +175,9 @@ export function decodePairList(source: Buffer): Array<[string, string]> {
 
 /** Checks that `source` is a well-formed name-value stream without decoding it; returns the pair count. */
 export function validatePairs(source: Uint8Array): number {
+  const cursor = new PairCursor(source);
   let count = 0;
-  walkPairs(source, () => {
-    count++;
-  });
+  while (cursor.next()) count++;
   return count;
 }
 
@@ -176,38 +198,16 @@ export class ParamsBlock {
   /** The value of `name` (the last one, if repeated), or undefined. */
   get(name: string): string | undefined {
     if (this.#decoded !== null) return this.#decoded[name];
-    const bytes = this.bytes;
-    const nameLength = name.length;
+    const cursor = new PairCursor(this.bytes);
     let found = -1;
     let foundEnd = -1;
-    let offset = 0;
-    const end = bytes.length;
-    while (offset < end) {
-      let length = bytes[offset]!;
-      if (length > 127) {
-        length = ((length & 0x7f) << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
-        offset += 4;
-      } else {
-        offset += 1;
+    while (cursor.next()) {
+      if (cursor.nameIs(name)) {
+        found = cursor.valueStart;
+        foundEnd = cursor.valueEnd;
       }
-      let valueLength = bytes[offset]!;
-      if (valueLength > 127) {
-        valueLength = ((valueLength & 0x7f) << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
-        offset += 4;
-      } else {
-        offset += 1;
-      }
-      if (length === nameLength) {
-        let i = 0;
-        while (i < nameLength && bytes[offset + i] === name.charCodeAt(i)) i++;
-        if (i === nameLength) {
-          found = offset + nameLength;
-          foundEnd = found + valueLength;
-        }
-      }
-      offset += length + valueLength;
     }
-    return found === -1 ? undefined : bytes.toString('latin1', found, foundEnd);
+    return found === -1 ? undefined : this.bytes.toString('latin1', found, foundEnd);
   }
 
   /** Every param, decoded once (a null-prototype object; later duplicates win). */

@@ -1,5 +1,7 @@
 // Reads what a Node request needs from the raw FastCGI PARAMS stream in one pass: the CGI variables it uses and the HTTP headers.
 
+import { PairCursor } from '../../protocol/index.js';
+
 /**
  * The CGI variables the adapter uses, and the request headers as Node's http gives them: lower-case
  * names, in the order the web server sent them, in a plain object. The web server already joined
@@ -44,7 +46,9 @@ function isHttpPrefix(bytes: Buffer, offset: number): boolean {
  *
  * content-type and content-length come from CGI's CONTENT_TYPE and CONTENT_LENGTH when they are not
  * empty; the HTTP_CONTENT_* copies some web servers add give way to them. Empty ones (nginx sends
- * CONTENT_TYPE="" for every GET) make no header.
+ * CONTENT_TYPE="" for every GET) make no header. Where such a copy follows, the header takes the
+ * copy's place: nginx sends CONTENT_TYPE among the first params and HTTP_CONTENT_TYPE where the
+ * client sent the header, which is where Node's http has it in `req.headers` too.
  */
 export function readCgiRequest(bytes: Buffer): CgiRequest {
   const text = bytes.toString('latin1');
@@ -63,31 +67,32 @@ export function readCgiRequest(bytes: Buffer): CgiRequest {
   const headers = request.headers;
   let cgiType = false;
   let cgiLength = false;
-  const end = bytes.length;
-  let offset = 0;
-  while (offset < end) {
-    let nameLength = bytes[offset]!;
-    if (nameLength > 127) {
-      nameLength = ((nameLength & 0x7f) << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
-      offset += 4;
-    } else {
-      offset += 1;
-    }
-    let valueLength = bytes[offset]!;
-    if (valueLength > 127) {
-      valueLength = ((valueLength & 0x7f) << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
-      offset += 4;
-    } else {
-      offset += 1;
-    }
-    const valueStart = offset + nameLength;
-    const valueEnd = valueStart + valueLength;
+  /** CONTENT_TYPE's (CONTENT_LENGTH's) value, held until its HTTP_ copy gives it its place. */
+  let heldType: string | null = null;
+  let heldLength: string | null = null;
+  const cursor = new PairCursor(bytes);
+  while (cursor.next()) {
+    const offset = cursor.nameStart;
+    const valueStart = cursor.valueStart;
+    const valueEnd = cursor.valueEnd;
+    const nameLength = valueStart - offset;
+    const valueLength = valueEnd - valueStart;
     if (nameLength > 5 && isHttpPrefix(bytes, offset)) {
       const name = headerName(text.slice(offset, valueStart));
       if (name === 'content-type') {
-        if (!cgiType && valueLength > 0) headers[name] = text.slice(valueStart, valueEnd);
+        if (heldType !== null) {
+          headers[name] = heldType;
+          heldType = null;
+        } else if (!cgiType && valueLength > 0) {
+          headers[name] = text.slice(valueStart, valueEnd);
+        }
       } else if (name === 'content-length') {
-        if (!cgiLength && valueLength > 0) headers[name] = text.slice(valueStart, valueEnd);
+        if (heldLength !== null) {
+          headers[name] = heldLength;
+          heldLength = null;
+        } else if (!cgiLength && valueLength > 0) {
+          headers[name] = text.slice(valueStart, valueEnd);
+        }
       } else {
         headers[name] = text.slice(valueStart, valueEnd);
       }
@@ -107,7 +112,10 @@ export function readCgiRequest(bytes: Buffer): CgiRequest {
         case 12:
           if (valueLength > 0 && text.startsWith('CONTENT_TYPE', offset)) {
             cgiType = true;
-            headers['content-type'] = text.slice(valueStart, valueEnd);
+            const value = text.slice(valueStart, valueEnd);
+            // A copy later on (a value holding the name only makes this wait until the end).
+            if (text.includes('HTTP_CONTENT_TYPE', valueEnd)) heldType = value;
+            else headers['content-type'] = value;
           }
           break;
         case 14:
@@ -117,7 +125,9 @@ export function readCgiRequest(bytes: Buffer): CgiRequest {
             request.REQUEST_SCHEME = text.slice(valueStart, valueEnd);
           } else if (valueLength > 0 && text.startsWith('CONTENT_LENGTH', offset)) {
             cgiLength = true;
-            headers['content-length'] = text.slice(valueStart, valueEnd);
+            const value = text.slice(valueStart, valueEnd);
+            if (text.includes('HTTP_CONTENT_LENGTH', valueEnd)) heldLength = value;
+            else headers['content-length'] = value;
           }
           break;
         case 15:
@@ -126,7 +136,8 @@ export function readCgiRequest(bytes: Buffer): CgiRequest {
         default:
       }
     }
-    offset = valueEnd;
   }
+  if (heldType !== null) headers['content-type'] = heldType;
+  if (heldLength !== null) headers['content-length'] = heldLength;
   return request;
 }
