@@ -1,0 +1,144 @@
+// Where the HTTP front listens: the accepted address forms, opening a server on one, and the URL to print for it.
+
+import { lstat, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import { NodefpmError } from '../errors.js';
+
+/** A parsed HTTP listen address. Port 0 asks the system for a free port. */
+export type HttpListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+/** Where the front ended up listening, once it does. */
+export interface GatewayAddress {
+  /** The bound address: the real port when 0 was asked for. */
+  readonly address: HttpListenAddress;
+  /** The address as text, in the form `parseHttpAddress` accepts: `127.0.0.1:8080`, `[::1]:8080`, `unix:/run/front.sock`. */
+  readonly text: string;
+  /**
+   * A URL a person can open: `http://127.0.0.1:8080/` (a wildcard host is shown as the loopback
+   * address), or null for a Unix socket, which browsers cannot reach (`curl --unix-socket` can).
+   */
+  readonly url: string | null;
+}
+
+const ACCEPTED = 'HOST:PORT, [IPv6]:PORT, unix:/path/front.sock or /path/front.sock';
+
+function invalid(text: string, why: string): NodefpmError {
+  return new NodefpmError('NODEFPM_INVALID_ADDRESS', `HTTP listen address ${JSON.stringify(text)}: ${why}; accepted forms: ${ACCEPTED}`);
+}
+
+function port(text: string, value: string): number {
+  // Digits only: Number() would also take "0x50", " 80" and "8e1".
+  if (!/^[0-9]{1,5}$/.test(value) || Number(value) > 65535) throw invalid(text, `port ${JSON.stringify(value)} is not 0-65535`);
+  return Number(value);
+}
+
+/**
+ * Parses an HTTP listen address: `HOST:PORT` (a name or IPv4 address; `0.0.0.0` for every interface),
+ * `[IPv6]:PORT`, `unix:PATH` or an absolute `/PATH`. Throws NODEFPM_INVALID_ADDRESS otherwise. The CLI
+ * can call it while parsing `--http`, so a bad value fails before anything starts.
+ */
+export function parseHttpAddress(text: string): HttpListenAddress {
+  if (typeof text !== 'string') throw invalid(String(text), 'expected a string');
+  const value = text.trim();
+  if (value.startsWith('unix:')) {
+    const path = value.slice(5);
+    if (path === '' || path.includes('\0')) throw invalid(text, 'no usable socket path after unix:');
+    return { kind: 'unix', path };
+  }
+  if (value.startsWith('/')) {
+    if (value.includes('\0')) throw invalid(text, 'the socket path contains a NUL byte');
+    return { kind: 'unix', path: value };
+  }
+  const bracketed = /^\[([^\]]+)\]:([^:]*)$/.exec(value);
+  if (bracketed !== null) {
+    if (!net.isIPv6(bracketed[1]!)) throw invalid(text, `${bracketed[1]} is not an IPv6 address`);
+    return { kind: 'tcp', host: bracketed[1]!, port: port(text, bracketed[2]!) };
+  }
+  const colon = value.lastIndexOf(':');
+  if (colon < 0) throw invalid(text, 'no port given');
+  if (value.indexOf(':') !== colon) throw invalid(text, 'an IPv6 address must be written in brackets, [::1]:8080');
+  const host = value.slice(0, colon);
+  if (host === '' || /[\s/\\[\]@?#]/.test(host)) throw invalid(text, `host ${JSON.stringify(host)} is not a host name or address`);
+  return { kind: 'tcp', host, port: port(text, value.slice(colon + 1)) };
+}
+
+/** The address written back in the form parseHttpAddress accepts. */
+export function formatHttpAddress(address: HttpListenAddress): string {
+  if (address.kind === 'unix') return `unix:${address.path}`;
+  return net.isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+/** The URL to print for a bound address (see GatewayAddress.url). */
+export function urlFor(address: HttpListenAddress, secure: boolean): string | null {
+  if (address.kind === 'unix') return null;
+  // A wildcard is where the server listens, not somewhere to go: show the loopback address of its family.
+  const host = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '::1' : address.host;
+  const scheme = secure ? 'https' : 'http';
+  const defaultPort = secure ? 443 : 80;
+  const shown = net.isIPv6(host) ? `[${host}]` : host;
+  return `${scheme}://${shown}${address.port === defaultPort ? '' : `:${address.port}`}/`;
+}
+
+/**
+ * The address to connect to for a FastCGI listener the process opened (the CLI's listen addresses,
+ * structurally: `{ kind: 'unix', path }`, `{ kind: 'tcp', host, port }`), as an upstream for
+ * createGateway. A wildcard host becomes the loopback address of its family. null for listeners whose
+ * address is not known from their description (an inherited fd, a systemd socket): ask the socket.
+ */
+export function upstreamFor(listener: { kind: string; path?: string; host?: string; port?: number }): string | null {
+  if (listener.kind === 'unix' && typeof listener.path === 'string') return `unix:${listener.path}`;
+  if (listener.kind !== 'tcp' || typeof listener.host !== 'string' || typeof listener.port !== 'number' || listener.port === 0) return null;
+  const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
+  return net.isIPv6(host) ? `[${host}]:${listener.port}` : `${host}:${listener.port}`;
+}
+
+/**
+ * Removes a socket file left behind by a process that died: only when it is a socket and nothing
+ * answers on it (ECONNREFUSED). A live listener, or a file that is not a socket, is left alone.
+ */
+async function clearStaleSocket(path: string): Promise<void> {
+  let stats;
+  try {
+    stats = await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (!stats.isSocket()) throw new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${path} exists and is not a socket; not replacing it`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code !== 'ECONNREFUSED' && error.code !== 'ENOENT'));
+  });
+  if (live) throw new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${path} is in use by a live listener`);
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+}
+
+/** Starts `server` listening on `address`; resolves to the bound address (the real port for port 0). */
+export async function listenOn(server: net.Server, address: HttpListenAddress): Promise<HttpListenAddress> {
+  if (address.kind === 'unix') await clearStaleSocket(address.path);
+  const what = formatHttpAddress(address);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      if (error.code === 'EADDRINUSE') reject(new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${what} is in use`, { cause: error }));
+      else reject(new NodefpmError('NODEFPM_INVALID_ADDRESS', `cannot listen on ${what}: ${error.message}`, { cause: error }));
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    if (address.kind === 'unix') server.listen({ path: address.path });
+    else server.listen({ host: address.host, port: address.port });
+  });
+  if (address.kind === 'unix') return address;
+  const bound = server.address() as net.AddressInfo;
+  return { kind: 'tcp', host: address.host, port: bound.port };
+}
