@@ -917,3 +917,27 @@ test('a connection that answered CANT_MPX_CONN takes one request at a time from 
   assert.equal(await b.text(), 'served');
   assert.equal(peer.connections.length, 1);
 });
+
+test('a response body destroyed with an error, its error listener removed before the tick ends, does not crash the process', async (t) => {
+  const peer = await Peer.start(t, 'unix', (request) => {
+    request.stdout('Status: 200 OK\r\nContent-Type: text/plain\r\n\r\npartial');
+  });
+  const fcgi = client(t, peer);
+  const crashes: unknown[] = [];
+  const onUncaught = (error: unknown): void => {
+    crashes.push(error);
+  };
+  process.on('uncaughtException', onUncaught);
+  try {
+    const response = await fcgi.request({ params: { REQUEST_METHOD: 'GET' } });
+    const listener = (): void => {};
+    response.body.on('error', listener);
+    response.body.destroy(new Error('caller gave up'));
+    response.body.off('error', listener);
+    await sleep(50);
+    assert.deepEqual(crashes, [], 'no uncaught exception');
+    await assert.rejects(response.bytes(), 'reading the destroyed body still reports the failure');
+  } finally {
+    process.off('uncaughtException', onUncaught);
+  }
+});

@@ -31,6 +31,8 @@ import { formatConnectTarget, parseConnectAddress, type ConnectAddress } from '.
 import { CgiHeadParser, DEFAULT_MAX_HEAD_BYTES, type CgiHead } from './cgi-response.js';
 import { DEFAULT_MAX_STDERR_BYTES, FcgiRawResponse, FcgiResponse, StderrBuffer, type EndStatus } from './response.js';
 
+
+function ignoreBodyError(): void {}
 /**
  * A request body (FCGI_STDIN) or Filter data (FCGI_DATA): bytes in memory, a string (sent as UTF-8),
  * or a one-shot stream of chunks (a Node Readable, an async generator). null or undefined sends the
@@ -410,8 +412,7 @@ export class ClientConnection extends EventEmitter {
             state.discard = true;
             this.#updateFlow();
           }
-          // As Node's http does for responses: an error is emitted only to someone listening for it.
-          callback(error !== null && state.body.listenerCount('error') === 0 ? null : error);
+          callback(error);
         },
       }),
       stderr: new StderrBuffer(options.maxStderrBytes ?? DEFAULT_MAX_STDERR_BYTES),
@@ -439,6 +440,11 @@ export class ClientConnection extends EventEmitter {
       graceTimer: undefined,
     };
 
+    // The body's failures are reported through ended, text(), bytes() and iteration; 'error' reaches
+    // those who listen for it. Node emits it a tick after destroy(), so whether anyone listens cannot be
+    // decided at destroy() time (a listener removed meanwhile would leave it unhandled and crash the
+    // process): the body keeps a listener of its own.
+    state.body.on('error', ignoreBodyError);
     this.#requests.set(id, state);
     this.#requestsStarted++;
     // A request sent with KEEP_CONN=0 ends the connection: nothing else may start on it.

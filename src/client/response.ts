@@ -127,6 +127,10 @@ export class FcgiRawResponse extends EventEmitter {
     }
     this.#consumed = true;
     const body = this.body;
+    if (body.destroyed && !body.readableEnded) {
+      // Destroyed already: its 'close' has been emitted, so waiting for it would wait forever.
+      throw this.#failure() ?? body.errored ?? new NodefpmError('NODEFPM_CLIENT_ABORTED', 'the response body was destroyed before its end');
+    }
     // Plain listeners rather than an async iterator: this is the path every small response takes.
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
