@@ -124,6 +124,15 @@ export const errorCatalogue = {
   NODEFPM_GATEWAY_SENDFILE: { status: 404, summary: 'X-Accel-Redirect or X-Sendfile named a file outside the configured mapping, or one that does not exist.' },
   NODEFPM_GATEWAY_SPOOL: { status: 500, summary: 'The HTTP front could not spool a chunked request body to its temp file (the cause says why).' },
   NODEFPM_GATEWAY_CLOSING: { status: 503, summary: 'A request reached the HTTP front after close() began.' },
+
+  // The process manager (src/pool): the master and its workers.
+  NODEFPM_WORKER_START: { status: undefined, summary: 'A pool worker could not start: it could not be forked, it exited before accepting, or it did not accept within the start timeout.' },
+  NODEFPM_WORKER_CRASHED: { status: undefined, summary: 'A pool worker exited without being asked to (an uncaught exception, a signal): it is replaced, with back-off when crashes repeat.' },
+  NODEFPM_REQUEST_TIMEOUT: { status: 504, summary: 'A pool worker\'s event loop stayed blocked longer than --request-timeout: the worker was killed and replaced, its requests answered 504 where none of their response had been sent.' },
+  NODEFPM_SLOW_REQUEST: { status: undefined, summary: 'A request ran longer than --slowlog-timeout; it was logged with the worker\'s JavaScript stack.' },
+  NODEFPM_EMERGENCY_RESTART: { status: undefined, summary: 'More workers crashed within --emergency-restart-interval than --emergency-restart-threshold allows: the whole pool was restarted.' },
+  NODEFPM_MAX_WORKERS_REACHED: { status: undefined, summary: 'The pool needed more capacity but already ran --workers workers (php-fpm\'s "max children reached").' },
+  NODEFPM_RELOAD_FAILED: { status: undefined, summary: 'A reload\'s new workers could not start (the new code fails to load): the previous generation goes on serving.' },
 } as const satisfies Record<string, { status: number | undefined; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -44,10 +44,15 @@ test('with only an app module every setting has its default and the server optio
     api: undefined,
     listen: [],
     socketMode: 0o660,
+    socketOwner: undefined,
+    socketGroup: undefined,
+    listenBacklog: 511,
     logLevel: 'info',
+    errorLog: undefined,
     closeTimeout: 30_000,
     server: {},
     handler: {},
+    pool: null,
   });
 });
 
@@ -227,4 +232,51 @@ test('docs/cli.md carries the options table generated from OPTIONS', () => {
     optionsMarkdown(),
     'docs/cli.md is out of date: paste the output of `npx tsx -e "import(\'./src/cli/options.ts\').then((m) => process.stdout.write(m.optionsMarkdown()))"` between its markers',
   );
+});
+
+test('the process manager: --workers N means static, --pm chooses, none or --workers 0 is one process', () => {
+  assert.equal(parseCommandLine(['app.js']).settings.pool, null);
+  assert.equal(parseCommandLine(['app.js', '--workers', '0']).settings.pool, null, '--workers 0: no pool');
+  assert.deepEqual(parseCommandLine(['app.js', '--workers', '4']).settings.pool, { pm: 'static', workers: 4 });
+  assert.deepEqual(parseCommandLine(['app.js', '--pm', 'ondemand']).settings.pool, { pm: 'ondemand' });
+  assert.deepEqual(parseCommandLine(['app.js', '--pm', 'none']).settings.pool, null);
+  const dynamic = parseCommandLine([
+    'app.js',
+    '--pm=dynamic',
+    '--workers=8',
+    '--min-spare-workers=2',
+    '--max-spare-workers=4',
+    '--worker-max-requests=500',
+    '--worker-max-memory=512M',
+    '--request-timeout=30s',
+    '--slowlog-timeout=5s',
+    '--status-path=/status',
+    '--ping-path=/ping',
+    '--access-format=json',
+  ]).settings.pool;
+  assert.deepEqual(dynamic, {
+    pm: 'dynamic',
+    workers: 8,
+    minSpareWorkers: 2,
+    maxSpareWorkers: 4,
+    workerMaxRequests: 500,
+    workerMaxMemory: 512 * 1024 * 1024,
+    requestTimeout: 30_000,
+    slowlogTimeout: 5_000,
+    statusPath: '/status',
+    pingPath: '/ping',
+    accessFormat: 'json',
+  });
+  // Options of the listener and the log apply with or without a pool.
+  const single = parseCommandLine(['app.js', '--socket-owner', 'www-data', '--socket-group', 'www-data', '--listen-backlog', '64', '--error-log', 'e.log']).settings;
+  assert.deepEqual([single.socketOwner, single.socketGroup, single.listenBacklog, single.errorLog], ['www-data', 'www-data', 64, 'e.log']);
+});
+
+test('a pool option without a pool, or --pm and --workers at odds, is NODEFPM_USAGE or NODEFPM_INVALID_OPTION saying what to add', () => {
+  throwsCode(() => parseCommandLine(['app.js', '--status-path', '/status']), 'NODEFPM_USAGE', /--status-path needs a process manager: add --workers N/);
+  throwsCode(() => parseCommandLine(['app.js', '--worker-max-requests', '10']), 'NODEFPM_USAGE', /--worker-max-requests needs a process manager/);
+  throwsCode(() => parseCommandLine(['app.js', '--pm', 'none', '--workers', '3']), 'NODEFPM_USAGE', /--workers 3 needs a process manager, but --pm is none/);
+  throwsCode(() => parseCommandLine(['app.js', '--pm', 'static', '--workers', '0']), 'NODEFPM_INVALID_OPTION', /--workers: must be at least 1 with --pm static/);
+  throwsCode(() => parseCommandLine(['app.js', '--workers', '2', '--ping-path', 'ping']), 'NODEFPM_INVALID_OPTION', /--ping-path: expected a path starting with \//);
+  throwsCode(() => parseCommandLine(['app.js', '--pm', 'sometimes']), 'NODEFPM_INVALID_OPTION', /--pm: expected one of none, static, dynamic, ondemand/);
 });

@@ -7,6 +7,7 @@ import { NodefpmError, isNodefpmError } from '../errors.js';
 import type { LogLevel } from '../log.js';
 import { parseListenAddress, type ListenAddress } from '../server/listen.js';
 import { defaultLimits, type Limits, type ServerOptions } from '../server/options.js';
+import type { PoolOptions } from '../pool/index.js';
 import { API_KINDS, type ApiKind } from './adapters.js';
 
 /**
@@ -16,12 +17,16 @@ import { API_KINDS, type ApiKind } from './adapters.js';
  * - duration: milliseconds, or a whole number with ms/s/m/h; mode: octal permission bits;
  * - choice: one of `choices`; list: comma-separated, repeatable; address: a listen address, repeatable;
  * - boolean: `--x` / `--no-x` (or `--x=true|false`); action: a flag that makes the command do
- *   something else instead of serving (--help).
+ *   something else instead of serving (--help);
+ * - text: any non-empty text; path: a file path (in a config file, relative to the file's folder).
  */
-export type OptionType = 'boolean' | 'count' | 'bytes' | 'duration' | 'mode' | 'choice' | 'list' | 'address' | 'action';
+export type OptionType = 'boolean' | 'count' | 'bytes' | 'duration' | 'mode' | 'choice' | 'list' | 'address' | 'action' | 'text' | 'path';
 
-/** Where a value goes: the server's Limits, other ServerOptions, the handler's options, or the command itself. */
-export type OptionScope = 'limits' | 'server' | 'handler' | 'command';
+/**
+ * Where a value goes: the server's Limits, other ServerOptions, the handler's options, the command
+ * itself, or the process manager (options that need one: --workers or --pm).
+ */
+export type OptionScope = 'limits' | 'server' | 'handler' | 'command' | 'pool';
 
 export type OptionValue = boolean | number | string | readonly string[] | readonly ListenAddress[];
 
@@ -46,7 +51,8 @@ export interface OptionSpec {
   readonly short?: string;
 }
 
-export const OPTION_GROUPS = ['Application', 'Listening', 'Limits', 'Logging and shutdown', 'Other'] as const;
+/** The headings of --help and docs/cli.md, in order. A group with no option yet (the HTTP front's, src/gateway) is not shown. */
+export const OPTION_GROUPS = ['Application', 'Listening', 'Process manager', 'Status page', 'Limits', 'Logging and shutdown', 'HTTP front', 'Other'] as const;
 export type OptionGroup = (typeof OPTION_GROUPS)[number];
 
 const KIB = 1024;
@@ -119,7 +125,34 @@ export const OPTIONS: readonly OptionSpec[] = [
     placeholder: 'MODE',
     max: 0o777,
     default: 0o660,
-    description: 'Permission bits (octal) of the Unix socket files nodefpm creates.',
+    description: "Permission bits (octal) of the Unix socket files nodefpm creates (php-fpm's listen.mode).",
+  },
+  {
+    key: 'socketOwner',
+    type: 'text',
+    scope: 'command',
+    group: 'Listening',
+    placeholder: 'USER',
+    defaultText: 'the user nodefpm runs as',
+    description: "Owner (user name or uid) of the Unix socket files nodefpm creates (php-fpm's listen.owner). Changing it needs root.",
+  },
+  {
+    key: 'socketGroup',
+    type: 'text',
+    scope: 'command',
+    group: 'Listening',
+    placeholder: 'GROUP',
+    defaultText: "nodefpm's group",
+    description: "Group (name or gid) of the Unix socket files nodefpm creates (php-fpm's listen.group), e.g. the web server's.",
+  },
+  {
+    key: 'listenBacklog',
+    type: 'count',
+    scope: 'command',
+    group: 'Listening',
+    min: 1,
+    default: 511,
+    description: "Connections the kernel queues for accepting (listen(2)'s backlog, php-fpm's listen.backlog); capped by net.core.somaxconn.",
   },
   {
     key: 'allowedClients',
@@ -141,6 +174,192 @@ export const OPTIONS: readonly OptionSpec[] = [
     description:
       'Multiplexing: several concurrent requests on one connection (FCGI_MPXS_CONNS=1). --no-multiplex turns it off: a ' +
       'second concurrent request on a connection then gets FCGI_CANT_MPX_CONN.',
+  },
+  {
+    key: 'pm',
+    type: 'choice',
+    scope: 'pool',
+    group: 'Process manager',
+    choices: ['none', 'static', 'dynamic', 'ondemand'],
+    defaultText: 'static when --workers is given (and not 0), else none',
+    description:
+      "The process manager, as php-fpm's pm. static: --workers workers; dynamic: between the spare-capacity bounds, up to " +
+      '--workers; ondemand: workers started when connections come and stopped when idle; none: serve in this one process, ' +
+      'no master. A master opens the sockets once and shares them with its workers; see docs/pool.md.',
+  },
+  {
+    key: 'workers',
+    type: 'count',
+    scope: 'pool',
+    group: 'Process manager',
+    min: 0,
+    defaultText: 'the number of CPUs, with --pm static, dynamic or ondemand',
+    description:
+      "static: the number of workers; dynamic and ondemand: the most at once (php-fpm's pm.max_children). Alone, --workers N " +
+      'means --pm static; --workers 0 means no process manager.',
+  },
+  {
+    key: 'startWorkers',
+    type: 'count',
+    scope: 'pool',
+    group: 'Process manager',
+    min: 1,
+    defaultText: 'min + (max - min) / 2 of the spare bounds',
+    description: "dynamic: workers started with the pool (php-fpm's pm.start_servers).",
+  },
+  {
+    key: 'minSpareWorkers',
+    type: 'count',
+    scope: 'pool',
+    group: 'Process manager',
+    min: 0,
+    default: 1,
+    description:
+      "dynamic: the pool grows when its spare capacity, counted in workers, falls below this (php-fpm's pm.min_spare_servers). " +
+      'A worker at load 0.25 has 0.75 to spare; load is defined under --worker-concurrency.',
+  },
+  {
+    key: 'maxSpareWorkers',
+    type: 'count',
+    scope: 'pool',
+    group: 'Process manager',
+    min: 1,
+    defaultText: '3, or --workers when that is less',
+    description: "dynamic: above this much spare capacity the pool stops an idle worker, one a second (php-fpm's pm.max_spare_servers).",
+  },
+  {
+    key: 'workerIdleTimeout',
+    type: 'duration',
+    scope: 'pool',
+    group: 'Process manager',
+    max: MAX_TIMEOUT,
+    default: 10_000,
+    description: "ondemand: a worker with no request for this long is stopped (php-fpm's pm.process_idle_timeout).",
+  },
+  {
+    key: 'workerConcurrency',
+    type: 'count',
+    scope: 'pool',
+    group: 'Process manager',
+    min: 1,
+    default: 100,
+    description:
+      "Requests one worker is meant to carry at once. A worker's load is the larger of its event-loop utilisation and its " +
+      'requests in progress divided by this; what load leaves is spare capacity (dynamic and ondemand size the pool by it).',
+  },
+  {
+    key: 'workerMaxRequests',
+    type: 'count',
+    scope: 'pool',
+    group: 'Process manager',
+    min: 0,
+    default: 0,
+    description: "Replace a worker after it has served this many FastCGI requests, failing none (php-fpm's pm.max_requests). 0: never.",
+  },
+  {
+    key: 'workerMaxMemory',
+    type: 'bytes',
+    scope: 'pool',
+    group: 'Process manager',
+    min: 0,
+    default: 0,
+    description: 'Replace a worker whose resident memory grows above this, failing no request. 0: never.',
+  },
+  {
+    key: 'requestTimeout',
+    type: 'duration',
+    scope: 'pool',
+    group: 'Process manager',
+    max: MAX_TIMEOUT,
+    default: 0,
+    description:
+      "Kill and replace a worker whose event loop stays blocked this long (php-fpm's request_terminate_timeout): its requests " +
+      'get 504 where none of their response was sent, else their connection closes; the other workers go on. 0: off.',
+  },
+  {
+    key: 'slowlogTimeout',
+    type: 'duration',
+    scope: 'pool',
+    group: 'Process manager',
+    max: MAX_TIMEOUT,
+    default: 0,
+    description:
+      "Log each request that runs longer than this, with the worker's JavaScript stack at that moment (php-fpm's " +
+      'request_slowlog_timeout). 0: off.',
+  },
+  {
+    key: 'emergencyRestartThreshold',
+    type: 'count',
+    scope: 'pool',
+    group: 'Process manager',
+    min: 0,
+    default: 0,
+    description: "Restart the whole pool when this many workers crash within --emergency-restart-interval (php-fpm's emergency_restart_threshold). 0: off.",
+  },
+  {
+    key: 'emergencyRestartInterval',
+    type: 'duration',
+    scope: 'pool',
+    group: 'Process manager',
+    min: 1,
+    max: MAX_TIMEOUT,
+    default: 60_000,
+    description: "The window of --emergency-restart-threshold (php-fpm's emergency_restart_interval).",
+  },
+  {
+    key: 'user',
+    type: 'text',
+    scope: 'pool',
+    group: 'Process manager',
+    placeholder: 'USER',
+    defaultText: "the master's user",
+    description: "Run the workers as this user (name or uid); the master must run as root (php-fpm's user).",
+  },
+  {
+    key: 'group',
+    type: 'text',
+    scope: 'pool',
+    group: 'Process manager',
+    placeholder: 'GROUP',
+    defaultText: "the --user's primary group",
+    description: "Run the workers with this group (name or gid) (php-fpm's group).",
+  },
+  {
+    key: 'poolName',
+    type: 'text',
+    scope: 'pool',
+    group: 'Process manager',
+    placeholder: 'NAME',
+    defaultText: "the app module's file name",
+    description: "The pool's name on the status page, in the slow log and in the metrics' labels (php-fpm's [pool] section name).",
+  },
+  {
+    key: 'statusPath',
+    type: 'text',
+    scope: 'pool',
+    group: 'Status page',
+    placeholder: 'PATH',
+    description:
+      "Answer requests for this path (REQUEST_URI or SCRIPT_NAME) with the pool's status, before the app (php-fpm's " +
+      'pm.status_path): text; ?json, ?xml, ?html, ?openmetrics or ?prometheus (or the Accept header) for the others; ?full ' +
+      'adds every worker.',
+  },
+  {
+    key: 'pingPath',
+    type: 'text',
+    scope: 'pool',
+    group: 'Status page',
+    placeholder: 'PATH',
+    description: "Answer requests for this path with --ping-response, before the app, from whichever worker takes it (php-fpm's ping.path).",
+  },
+  {
+    key: 'pingResponse',
+    type: 'text',
+    scope: 'pool',
+    group: 'Status page',
+    placeholder: 'TEXT',
+    default: 'pong',
+    description: "The body of the ping answer (php-fpm's ping.response).",
   },
   limit('maxConnections', 'count', 'Open connections; beyond it, requests get FCGI_OVERLOADED. Reported as FCGI_MAX_CONNS.'),
   limit('maxRequests', 'count', 'Requests in progress across all connections; beyond it: FCGI_OVERLOADED. Reported as FCGI_MAX_REQS.'),
@@ -164,7 +383,46 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: 'Logging and shutdown',
     choices: LOG_LEVELS,
     default: 'info',
-    description: 'Least severe log lines written to stderr. debug also prints the stack of a start-up error.',
+    description: 'Least severe log lines written to the error log. debug also prints the stack of a start-up error.',
+  },
+  {
+    key: 'errorLog',
+    type: 'path',
+    scope: 'command',
+    group: 'Logging and shutdown',
+    placeholder: 'FILE',
+    defaultText: 'stderr',
+    description:
+      "Append the log, and every line the workers print (stamped with their pid), to this file (php-fpm's error_log). SIGUSR1 " +
+      'reopens it.',
+  },
+  {
+    key: 'accessLog',
+    type: 'path',
+    scope: 'pool',
+    group: 'Logging and shutdown',
+    placeholder: 'FILE',
+    description: "Append one line per request to this file (php-fpm's access.log). SIGUSR1 reopens it.",
+  },
+  {
+    key: 'accessFormat',
+    type: 'text',
+    scope: 'pool',
+    group: 'Logging and shutdown',
+    placeholder: 'FORMAT',
+    default: 'common',
+    description:
+      'The access log line: common (the Common Log Format), combined, json (one JSON object per line), php-fpm, or a template ' +
+      "of php-fpm's access.format placeholders (%R %u %t %m %r %q %s %b %d %{NAME}e ...; docs/pool.md).",
+  },
+  {
+    key: 'slowlog',
+    type: 'path',
+    scope: 'pool',
+    group: 'Logging and shutdown',
+    placeholder: 'FILE',
+    defaultText: 'the error log',
+    description: "Where --slowlog-timeout writes slow requests and their stacks (php-fpm's slowlog). SIGUSR1 reopens it.",
   },
   {
     key: 'closeTimeout',
@@ -176,11 +434,28 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 30_000,
     description:
       'On SIGTERM or SIGINT, how long requests in progress may take to finish before they are aborted; nodefpm then exits with 0. ' +
-      'A second signal exits at once with 1.',
+      'A second signal exits at once with 1. With a pool, also how long a worker being replaced (reload, recycling) may take ' +
+      "to drain (php-fpm's process_control_timeout); SIGQUIT waits with no limit.",
+  },
+  {
+    key: 'config',
+    type: 'path',
+    scope: 'command',
+    group: 'Other',
+    placeholder: 'FILE',
+    description:
+      "Read options from FILE: JSON ({\"workers\": 4, \"listen\": \"/run/app.sock\"}) or, for any other extension, an ini file " +
+      "(workers = 4), keys named as the options (camelCase or kebab-case) or as php-fpm's directives (pm.max_children); " +
+      'the key app names the app module. The command line overrides the file. SIGHUP re-reads it.',
   },
   { key: 'help', type: 'action', scope: 'command', group: 'Other', short: 'h', description: 'Print this help and exit.' },
   { key: 'version', type: 'action', scope: 'command', group: 'Other', short: 'v', description: "Print nodefpm's version and exit." },
 ];
+
+/** The process manager's part of the settings: only the options given (the pool fills in its defaults), pm always. */
+export type PoolSettings = Omit<PoolOptions, 'setup' | 'listen' | 'server' | 'closeTimeout' | 'socketMode' | 'socketOwner' | 'socketGroup' | 'listenBacklog' | 'errorLog' | 'logLevel'> & {
+  pm: NonNullable<PoolOptions['pm']>;
+};
 
 /** The settings the command runs with, every default applied (limits left to the server's own defaults). */
 export interface Settings {
@@ -188,11 +463,17 @@ export interface Settings {
   /** Empty: use what the process inherited (systemd sockets, fd 0). */
   listen: ListenAddress[];
   socketMode: number;
+  socketOwner: string | undefined;
+  socketGroup: string | undefined;
+  listenBacklog: number;
   logLevel: LogLevel;
+  errorLog: string | undefined;
   closeTimeout: number;
   /** Only the options given; the server fills in the rest (see defaultLimits). */
   server: ServerOptions;
   handler: HandlerOptions;
+  /** The process manager, or null to serve in this one process (--pm none, or neither --pm nor --workers). */
+  pool: PoolSettings | null;
 }
 
 export interface CommandLine {
@@ -292,6 +573,16 @@ export function coerceOption(spec: OptionSpec, raw: unknown, origin = `--${flagO
       }
       return items;
     }
+    case 'text':
+    case 'path': {
+      if (typeof raw !== 'string' && typeof raw !== 'number') throw invalid(origin, `expected text, got ${typeof raw}`);
+      const text = String(raw);
+      if (text.trim() === '') throw invalid(origin, 'expected a value, got nothing');
+      if ((spec.key === 'statusPath' || spec.key === 'pingPath') && !text.startsWith('/')) {
+        throw invalid(origin, `expected a path starting with /, got ${JSON.stringify(text)}`);
+      }
+      return text;
+    }
     case 'address': {
       const texts = Array.isArray(raw) ? raw.map(String) : [String(raw)];
       return texts.map((text) => {
@@ -323,7 +614,7 @@ function distance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-function suggestion(name: string): string {
+export function suggestion(name: string): string {
   let best: string | undefined;
   let bestDistance = 3;
   for (const flag of byFlag.keys()) {
@@ -351,6 +642,15 @@ function store(values: Map<string, OptionValue>, spec: OptionSpec, value: Option
  * or `--flag=value`, `--` ending the options. Throws NODEFPM_USAGE or NODEFPM_INVALID_OPTION.
  */
 export function parseCommandLine(argv: readonly string[]): CommandLine {
+  const parsed = parseArguments(argv);
+  return { ...parsed, settings: resolveSettings(parsed.values) };
+}
+
+/** The command line as given, before defaults and before a config file is merged under it. */
+export type ParsedArguments = Omit<CommandLine, 'settings'>;
+
+/** parseCommandLine without resolving the settings (a config file's values may still come under these). */
+export function parseArguments(argv: readonly string[]): ParsedArguments {
   const values = new Map<string, OptionValue>();
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -406,29 +706,62 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     help: values.get('help') === true,
     version: values.get('version') === true,
     values,
-    settings: resolveSettings(values),
   };
 }
 
-/** Applies the defaults to the values given and sorts them into the parts of the program they configure. */
+/** Which process manager the values ask for: --pm, else static when --workers is above 0, else none. */
+function poolMode(values: ReadonlyMap<string, OptionValue>): PoolSettings['pm'] | null {
+  const pm = values.get('pm') as string | undefined;
+  const workers = values.get('workers') as number | undefined;
+  if (pm === 'none') {
+    if (workers !== undefined && workers > 0) throw usage(`--workers ${workers} needs a process manager, but --pm is none`);
+    return null;
+  }
+  if (pm !== undefined) {
+    if (workers === 0) throw invalid('--workers', `must be at least 1 with --pm ${pm}`);
+    return pm as PoolSettings['pm'];
+  }
+  return workers !== undefined && workers > 0 ? 'static' : null;
+}
+
+/**
+ * Applies the defaults to the values given and sorts them into the parts of the program they configure.
+ * Throws NODEFPM_USAGE for a pool option without a pool.
+ */
 export function resolveSettings(values: ReadonlyMap<string, OptionValue>): Settings {
   const server: Record<string, unknown> = {};
   const handler: Record<string, unknown> = {};
+  const pm = poolMode(values);
+  const pool: Record<string, unknown> = { pm };
   for (const spec of OPTIONS) {
     const value = values.get(spec.key);
     if (value === undefined) continue;
     if (spec.scope === 'limits' || spec.scope === 'server') server[spec.key] = value;
     else if (spec.scope === 'handler') handler[spec.key] = value;
+    else if (spec.scope === 'pool' && spec.key !== 'pm') {
+      if (pm === null && !(spec.key === 'workers' && value === 0)) {
+        throw usage(
+          `--${flagOf(spec)} needs a process manager: add --workers N (or --pm static|dynamic|ondemand); ` +
+            'without one nodefpm serves in this single process',
+        );
+      }
+      if (spec.key !== 'workers' || value !== 0) pool[spec.key] = value;
+    }
   }
   const valueOf = <T>(key: string): T => (values.get(key) ?? optionSpec(key)!.default) as T;
   return {
     api: values.get('api') as ApiKind | undefined,
     listen: [...((values.get('listen') as readonly ListenAddress[] | undefined) ?? [])],
     socketMode: valueOf<number>('socketMode'),
+    socketOwner: values.get('socketOwner') as string | undefined,
+    socketGroup: values.get('socketGroup') as string | undefined,
+    listenBacklog: valueOf<number>('listenBacklog'),
     logLevel: valueOf<LogLevel>('logLevel'),
+    errorLog: values.get('errorLog') as string | undefined,
     closeTimeout: valueOf<number>('closeTimeout'),
     server: server as ServerOptions,
     handler: handler as HandlerOptions,
+    pool: pm === null ? null : (pool as PoolSettings),
   };
 }
 
@@ -465,7 +798,7 @@ export function formatValue(spec: OptionSpec, value: OptionValue): string {
 function placeholderOf(spec: OptionSpec): string {
   if (spec.choices !== undefined) return spec.choices.join('|');
   if (spec.placeholder !== undefined) return spec.placeholder;
-  return { count: 'N', bytes: 'BYTES', duration: 'TIME', mode: 'MODE', list: 'LIST', address: 'ADDR' }[spec.type as string] ?? 'VALUE';
+  return { count: 'N', bytes: 'BYTES', duration: 'TIME', mode: 'MODE', list: 'LIST', address: 'ADDR', text: 'TEXT', path: 'FILE' }[spec.type as string] ?? 'VALUE';
 }
 
 /** The option as a synopsis shows it: `--max-body-bytes BYTES`, `--no-multiplex`, `-h, --help`. */
@@ -499,9 +832,21 @@ export const USAGE = 'nodefpm <app-module> [--api native|node|fetch] [--listen A
 
 /** The exit statuses, for --help and docs/cli.md. */
 export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
-  [0, 'stopped by SIGTERM or SIGINT after in-flight requests finished (or --help, --version)'],
-  [1, 'the app module could not be loaded, the server failed (an address in use), or a second signal cut the graceful stop short'],
-  [2, 'a bad command line: an unknown option, a bad value, no app module, or nothing to listen on'],
+  [0, 'stopped by SIGTERM, SIGINT or SIGQUIT after in-flight requests finished (or --help, --version)'],
+  [
+    1,
+    'the app module could not be loaded, the server or the pool failed (an address in use, workers that cannot start), or a ' +
+      'second signal cut the graceful stop short',
+  ],
+  [2, 'a bad command line or config file: an unknown option, a bad value, no app module, or nothing to listen on'],
+];
+
+/** The signals, for --help and docs/cli.md. */
+export const SIGNALS: ReadonlyArray<readonly [string, string]> = [
+  ['SIGTERM or SIGINT', 'stop accepting connections, let requests in progress finish (up to --close-timeout), exit 0. A second one: exit 1 at once.'],
+  ['SIGQUIT', 'the same graceful stop, with no time limit: every request in progress finishes.'],
+  ['SIGHUP or SIGUSR2', 'with a pool: reload. Re-read --config, start new workers with the app module imported afresh, then drain the old ones; no request fails.'],
+  ['SIGUSR1', 'reopen the log files (--error-log, --access-log, --slowlog), after a log rotator moved them.'],
 ];
 
 /** The text of --help: usage, then every option of OPTIONS by group with its default, then exit statuses and signals. */
@@ -510,15 +855,18 @@ export function helpText(width = 100): string {
     `Usage: ${USAGE}`,
     '',
     wrap(
-      "Serves the app module's default export over FastCGI, in one process. The module is a path relative to the working " +
-        'directory: .js, .mjs, .cjs, or .ts/.mts/.cts when tsx is installed (next to the app or with nodefpm).',
+      "Serves the app module's default export over FastCGI: in one process, or, with --workers or --pm, in a pool of worker " +
+        'processes behind a master, as PHP-FPM does. The module is a path relative to the working directory: .js, .mjs, .cjs, ' +
+        'or .ts/.mts/.cts when tsx is installed (next to the app or with nodefpm).',
       width,
       '',
     ),
   ];
   for (const group of OPTION_GROUPS) {
+    const specs = OPTIONS.filter((option) => option.group === group);
+    if (specs.length === 0) continue;
     out.push('', `${group}:`);
-    for (const spec of OPTIONS.filter((option) => option.group === group)) {
+    for (const spec of specs) {
       out.push(`  ${synopsisOf(spec)}`);
       const fallback = defaultOf(spec);
       out.push(wrap(fallback === undefined ? spec.description : `${spec.description} Default: ${fallback}.`, width, '      '));
@@ -526,17 +874,12 @@ export function helpText(width = 100): string {
   }
   out.push('', 'Exit status:');
   for (const [code, meaning] of EXIT_CODES) out.push(`  ${code}${wrap(meaning, width, '     ').slice(3)}`);
+  out.push('', 'Signals:');
+  for (const [signals, meaning] of SIGNALS) out.push(wrap(`${signals}: ${meaning}`, width, '  '));
   out.push(
     '',
-    'Signals:',
-    wrap(
-      'SIGTERM or SIGINT: stop accepting connections, let requests in progress finish (up to --close-timeout), exit 0. ' +
-        'A second SIGTERM or SIGINT: exit 1 at once.',
-      width,
-      '  ',
-    ),
-    '',
-    'See docs/cli.md for launching nodefpm from spawn-fcgi, nginx, Apache, lighttpd, h2o and systemd.',
+    'See docs/cli.md for launching nodefpm from spawn-fcgi, nginx, Apache, lighttpd, h2o and systemd,',
+    'and docs/pool.md for the process manager.',
   );
   return `${out.join('\n')}\n`;
 }
@@ -549,8 +892,10 @@ function escapeCell(text: string): string {
 export function optionsMarkdown(): string {
   const rows = ['| option | default | what it does |', '|---|---|---|'];
   for (const group of OPTION_GROUPS) {
+    const specs = OPTIONS.filter((option) => option.group === group);
+    if (specs.length === 0) continue;
     rows.push(`| **${group}** | | |`);
-    for (const spec of OPTIONS.filter((option) => option.group === group)) {
+    for (const spec of specs) {
       rows.push(`| \`${escapeCell(synopsisOf(spec))}\` | ${escapeCell(defaultOf(spec) ?? '')} | ${escapeCell(spec.description)} |`);
     }
   }
