@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fetchExchangeHandler, type FetchHandler } from '../src/adapters/fetch/index.js';
+import { fetchExchangeHandler, NativeResponse, type FetchHandler } from '../src/adapters/fetch/index.js';
 import { nodeExchangeHandler } from '../src/adapters/node/index.js';
 import {
   createValidatedFetchServer,
@@ -18,6 +18,7 @@ import {
   type ValidatingExchangeHandler,
 } from '../src/adapters/validate/index.js';
 import { FcgiClient } from '../src/client/index.js';
+import { errorCatalogue } from '../src/errors.js';
 import { FcgiServer, nativeExchangeHandler, type ExchangeHandler, type Handler } from '../src/index.js';
 import { formatListenAddress } from '../src/server/listen.js';
 import { createFetchApp, patternBytes } from './fixtures/apps/fetch.js';
@@ -78,6 +79,19 @@ async function send(app: Validated, method: string, uri: string, body?: Uint8Arr
   return status === null ? 200 : Number(status[1]);
 }
 
+/**
+ * The codes a test below has seen fire as it should (recorded once its assertions passed): the last
+ * test walks the error catalogue and wants every NODEFPM_VALIDATE_* code in here, so a check added
+ * to the validator without a test that makes it fire fails the suite.
+ */
+const proven = new Set<ValidateCode>();
+
+/** Asserts the validator recorded exactly `codes` (in order), and counts each as proven. */
+function expectCodes(app: Validated, codes: ValidateCode[], what = ''): void {
+  assert.deepEqual(app.codes(), codes, what);
+  for (const code of codes) proven.add(code);
+}
+
 /** Waits until the validator has recorded `code` (checks found after the response, such as NOT_ENDED). */
 async function waitForCode(app: Validated, code: ValidateCode, timeout = 5000): Promise<void> {
   const deadline = Date.now() + timeout;
@@ -102,14 +116,21 @@ describe('validator: each application-side check fires', () => {
     ['NODEFPM_VALIDATE_NO_HEAD', 'a body before the head', (ex) => (ex.write('body'), ex.end())],
     ['NODEFPM_VALIDATE_NO_HEAD', 'an end without a head', (ex) => ex.end()],
     ['NODEFPM_VALIDATE_WRITE_AFTER_END', 'a write after end', (ex) => (ex.writeHead('Status: 200 OK\r\n\r\n'), ex.end(), ex.write('late'))],
+    ['NODEFPM_VALIDATE_WRITE_AFTER_END', 'a head after end', (ex) => (ex.writeHead('Status: 200 OK\r\n\r\n'), ex.end(), ex.writeHead('Status: 200 OK\r\n\r\n'))],
+    ['NODEFPM_VALIDATE_WRITE_AFTER_END', 'stderr after end', (ex) => (ex.writeHead('Status: 200 OK\r\n\r\n'), ex.end(), ex.writeStderr('late\n'))],
     ['NODEFPM_VALIDATE_HEAD_MALFORMED', 'a head without its empty line', writes('Status: 200 OK\r\n')],
+    ['NODEFPM_VALIDATE_HEAD_MALFORMED', 'a head with no header at all', writes('\r\n')],
+    ['NODEFPM_VALIDATE_HEAD_MALFORMED', 'a head line without a colon', writes('Status: 200 OK\r\nno colon\r\n\r\n')],
     ['NODEFPM_VALIDATE_STATUS', 'a status out of range', writes('Status: 99 Odd\r\n\r\n')],
+    ['NODEFPM_VALIDATE_STATUS', 'two Status headers', writes('Status: 200 OK\r\nStatus: 201 Created\r\n\r\n')],
     ['NODEFPM_VALIDATE_HEADER_NAME', 'an illegal header name', writes('Status: 200 OK\r\nBad Name: x\r\n\r\n')],
     ['NODEFPM_VALIDATE_HEADER_VALUE', 'a control character in a header value', writes('Status: 200 OK\r\nX-Bell: a\u0007b\r\n\r\n')],
     ['NODEFPM_VALIDATE_HOP_BY_HOP', 'Transfer-Encoding', writes('Status: 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', '5\r\nhello\r\n0\r\n\r\n')],
     ['NODEFPM_VALIDATE_HOP_BY_HOP', 'Connection', writes('Status: 200 OK\r\nConnection: close\r\n\r\n')],
     ['NODEFPM_VALIDATE_CONTENT_LENGTH', 'fewer bytes than Content-Length', writes('Status: 200 OK\r\nContent-Length: 10\r\n\r\n', 'short')],
     ['NODEFPM_VALIDATE_CONTENT_LENGTH', 'more bytes than Content-Length', writes('Status: 200 OK\r\nContent-Length: 2\r\n\r\n', 'longer')],
+    ['NODEFPM_VALIDATE_CONTENT_LENGTH', 'a Content-Length that is not a number', writes('Status: 200 OK\r\nContent-Length: ten\r\n\r\n')],
+    ['NODEFPM_VALIDATE_CONTENT_LENGTH', 'a Content-Length on a 204 (Fastify 5 sends one on HEAD of a 204 route)', writes('Status: 204 No Content\r\nContent-Length: 0\r\n\r\n')],
     ['NODEFPM_VALIDATE_BODY_NOT_ALLOWED', 'a body with 204', writes('Status: 204 No Content\r\n\r\n', 'body')],
     ['NODEFPM_VALIDATE_BODY_NOT_ALLOWED', 'a body with 304', writes('Status: 304 Not Modified\r\n\r\n', 'body')],
     ['NODEFPM_VALIDATE_BODY_NOT_ALLOWED', 'a body on HEAD', writes('Status: 200 OK\r\nContent-Length: 4\r\n\r\n', 'body'), 'HEAD'],
@@ -128,7 +149,7 @@ describe('validator: each application-side check fires', () => {
       const app = await serve(raw(handler));
       try {
         await send(app, method ?? 'GET', '/');
-        assert.deepEqual(app.codes(), [code]);
+        expectCodes(app, [code]);
         const violation = app.handler.violations[0]!;
         assert.ok(violation instanceof ValidationError, 'a ValidationError');
         assert.equal(violation.side, 'app');
@@ -147,7 +168,7 @@ describe('validator: each application-side check fires', () => {
       await sleep(20);
       peer.sendAbort(1);
       await waitForCode(app, 'NODEFPM_VALIDATE_NOT_ENDED');
-      assert.deepEqual(app.codes(), ['NODEFPM_VALIDATE_NOT_ENDED']);
+      expectCodes(app, ['NODEFPM_VALIDATE_NOT_ENDED']);
     } finally {
       peer.close();
       await app.close();
@@ -162,6 +183,7 @@ describe('validator: each application-side check fires', () => {
       await sleep(20);
       peer.close();
       await waitForCode(app, 'NODEFPM_VALIDATE_NOT_ENDED');
+      expectCodes(app, ['NODEFPM_VALIDATE_NOT_ENDED']);
     } finally {
       await app.close();
     }
@@ -188,7 +210,7 @@ test('collect mode passes a second head on, and the record stream stays whole (r
     const end = await peer.waitForEnd(1);
     assert.equal(end.stdout.toString('latin1'), 'Status: 201 Created\r\n\r\n');
     assert.equal(splitCgi(end.stdout).status, 201);
-    assert.deepEqual(app.codes(), ['NODEFPM_VALIDATE_HEAD_TWICE']);
+    expectCodes(app, ['NODEFPM_VALIDATE_HEAD_TWICE']);
   } finally {
     peer.close();
     await app.close();
@@ -200,7 +222,7 @@ describe('validator: the fetch-only checks fire', () => {
     const app = await serve(fetchApp(() => 'hello' as unknown as Response));
     try {
       assert.equal(await send(app, 'GET', '/'), 500);
-      assert.deepEqual(app.codes(), ['NODEFPM_VALIDATE_NOT_A_RESPONSE']);
+      expectCodes(app, ['NODEFPM_VALIDATE_NOT_A_RESPONSE']);
     } finally {
       await app.close();
     }
@@ -210,7 +232,7 @@ describe('validator: the fetch-only checks fire', () => {
     const app = await serve(fetchApp((async () => {}) as unknown as FetchHandler));
     try {
       assert.equal(await send(app, 'GET', '/'), 500);
-      assert.deepEqual(app.codes(), ['NODEFPM_VALIDATE_NOT_A_RESPONSE']);
+      expectCodes(app, ['NODEFPM_VALIDATE_NOT_A_RESPONSE']);
     } finally {
       await app.close();
     }
@@ -226,7 +248,7 @@ describe('validator: the fetch-only checks fire', () => {
     );
     try {
       assert.equal(await send(app, 'GET', '/'), 500);
-      assert.deepEqual(app.codes(), ['NODEFPM_VALIDATE_BODY_USED']);
+      expectCodes(app, ['NODEFPM_VALIDATE_BODY_USED']);
     } finally {
       await app.close();
     }
@@ -239,7 +261,24 @@ describe('validator: the fetch-only checks fire', () => {
       assert.equal(await send(app, 'GET', '/'), 200);
       assert.deepEqual(app.codes(), []);
       assert.equal(await send(app, 'GET', '/'), 500);
-      assert.deepEqual(app.codes(), ['NODEFPM_VALIDATE_BODY_USED']);
+      expectCodes(app, ['NODEFPM_VALIDATE_BODY_USED']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('NODEFPM_VALIDATE_BODY_USED: the handler returns a Response whose body a reader has locked', async () => {
+    const app = await serve(
+      fetchApp(() => {
+        const response = new NativeResponse('locked');
+        response.body!.getReader();
+        return response;
+      }),
+    );
+    try {
+      assert.equal(await send(app, 'GET', '/'), 500);
+      expectCodes(app, ['NODEFPM_VALIDATE_BODY_USED']);
+      assert.match(app.handler.violations[0]!.message, /locked/);
     } finally {
       await app.close();
     }
@@ -257,7 +296,7 @@ describe('validator: the fetch-only checks fire', () => {
       assert.equal(await send(app, 'POST', '/', 'unread body'), 200);
       assert.ok(late.read !== null, 'the handler ran');
       assert.ok((await late.read) instanceof TypeError, 'the late read fails rather than waiting forever');
-      assert.deepEqual(app.codes(), ['NODEFPM_VALIDATE_READ_AFTER_END']);
+      expectCodes(app, ['NODEFPM_VALIDATE_READ_AFTER_END']);
     } finally {
       await app.close();
     }
@@ -276,6 +315,12 @@ describe('validator: each server-side check fires', () => {
     ['NODEFPM_VALIDATE_PARAM_MISSING', 'no QUERY_STRING', { QUERY_STRING: undefined }],
     ['NODEFPM_VALIDATE_PARAM_MISSING', 'no SCRIPT_NAME', { SCRIPT_NAME: undefined }],
     ['NODEFPM_VALIDATE_PARAM_MISSING', 'no SERVER_NAME', { SERVER_NAME: undefined }],
+    ['NODEFPM_VALIDATE_PARAM_MISSING', 'no SERVER_PORT', { SERVER_PORT: undefined }],
+    ['NODEFPM_VALIDATE_PARAM_MISSING', 'an empty REQUEST_METHOD', { REQUEST_METHOD: '' }],
+    ['NODEFPM_VALIDATE_PARAM_INVALID', 'REQUEST_METHOD not a token', { REQUEST_METHOD: 'GE T' }],
+    ['NODEFPM_VALIDATE_PARAM_INVALID', 'SERVER_PORT not digits', { SERVER_PORT: 'http' }],
+    ['NODEFPM_VALIDATE_PARAM_INVALID', 'REQUEST_URI not a path', { REQUEST_URI: 'index.html' }],
+    ['NODEFPM_VALIDATE_PARAM_INVALID', 'SCRIPT_NAME ending in "/" before a PATH_INFO', { SCRIPT_NAME: '/app/', PATH_INFO: '/x' }],
     ['NODEFPM_VALIDATE_PARAM_INVALID', 'CONTENT_LENGTH not digits', { CONTENT_LENGTH: '12abc' }],
     ['NODEFPM_VALIDATE_PARAM_INVALID', 'SCRIPT_NAME not a path', { SCRIPT_NAME: 'index.php' }],
     ['NODEFPM_VALIDATE_PARAM_INVALID', 'PATH_INFO not a path', { PATH_INFO: 'x' }],
@@ -295,7 +340,7 @@ describe('validator: each server-side check fires', () => {
         }
         const response = await app.client.request({ params });
         await response.bytes();
-        assert.deepEqual(app.codes(), [code]);
+        expectCodes(app, [code]);
         assert.equal(app.handler.violations[0]!.side, 'server');
       } finally {
         await app.close();
@@ -317,7 +362,33 @@ describe('validator: each server-side check fires', () => {
     try {
       const response = await app.client.request({ params: requestParams('POST', '/', { CONTENT_LENGTH: '10' }), body: 'short' });
       await response.bytes();
-      assert.deepEqual(app.codes(), ['NODEFPM_VALIDATE_BODY_LENGTH']);
+      expectCodes(app, ['NODEFPM_VALIDATE_BODY_LENGTH']);
+      assert.equal(app.handler.violations[0]!.side, 'server');
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('NODEFPM_VALIDATE_BODY_LENGTH: a body longer than CONTENT_LENGTH, read to its end', async () => {
+    const app = await serve(
+      raw((exchange) => {
+        void (async () => {
+          let bytes = 0;
+          try {
+            for await (const chunk of exchange.stdin) bytes += chunk.length;
+          } catch {
+            // However the engine takes the extra bytes, the validator's concern is who broke the rule.
+          }
+          exchange.writeHead(`Status: 200 OK\r\nContent-Length: ${String(bytes).length}\r\n\r\n`);
+          exchange.write(String(bytes));
+          exchange.end();
+        })();
+      }),
+    );
+    try {
+      const response = await app.client.request({ params: requestParams('POST', '/', { CONTENT_LENGTH: '4' }), body: 'longer' });
+      await response.bytes();
+      expectCodes(app, ['NODEFPM_VALIDATE_BODY_LENGTH']);
       assert.equal(app.handler.violations[0]!.side, 'server');
     } finally {
       await app.close();
@@ -545,4 +616,16 @@ describe('validator: correct apps over a varied set of requests raise nothing', 
       });
     });
   }
+});
+
+test('every NODEFPM_VALIDATE_* code of the error catalogue has a test above that makes it fire', () => {
+  // Runs last (node:test runs a file's top-level tests in order); a code missing here means a check
+  // without a test, or a test above that failed.
+  const codes = Object.keys(errorCatalogue).filter((code): code is ValidateCode => code.startsWith('NODEFPM_VALIDATE_'));
+  assert.ok(codes.length >= 18, `the catalogue lists the validator's codes (${codes.length})`);
+  assert.deepEqual(
+    codes.filter((code) => !proven.has(code)),
+    [],
+    'codes no test made fire',
+  );
 });

@@ -1,8 +1,9 @@
 // The fetch Request of one exchange, built lazily: method, url, headers and signal come straight from the params; a real Request (with a body stream over FCGI_STDIN) only when the handler touches anything else.
 
 import { headersFromParams } from '../../http/request.js';
+import { encodePairs } from '../../protocol/index.js';
 import type { Exchange } from '../../server/exchange.js';
-import { requestUrl } from './url.js';
+import { readTargetParams, requestUrl, targetLookup, targetMethod, type TargetParams } from './url.js';
 
 /** Set on a class that stands in for a global (Request, Response) to name the platform's own class. */
 export const kNativeClass = Symbol.for('nodefpm.nativeClass');
@@ -13,6 +14,7 @@ export const NativeRequest: typeof Request = (globalThis.Request as unknown as R
 const kExchange = Symbol('nodefpm.exchange');
 const kHost = Symbol('nodefpm.fallbackHost');
 const kMethod = Symbol('nodefpm.method');
+const kTarget = Symbol('nodefpm.targetParams');
 const kUrl = Symbol('nodefpm.url');
 const kHeaders = Symbol('nodefpm.headers');
 const kNative = Symbol('nodefpm.nativeRequest');
@@ -68,6 +70,8 @@ class LazyRequest {
   [kHost]: string;
   [kMethod]: string | undefined = undefined;
   [kUrl]: string | undefined = undefined;
+  /** The params the method and URL come from, read together on first need. */
+  [kTarget]: TargetParams | undefined = undefined;
   [kHeaders]: Headers | undefined = undefined;
   [kNative]: Request | undefined = undefined;
   /** The body was taken by text()/json()/arrayBuffer()/bytes()/blob() without a real Request. */
@@ -83,13 +87,12 @@ class LazyRequest {
   }
 
   get method(): string {
-    return (this[kMethod] ??= normalizeMethod(this[kExchange].param('REQUEST_METHOD')));
+    return (this[kMethod] ??= normalizeMethod(targetMethod(targetParams(this))));
   }
 
   get url(): string {
     if (this[kUrl] === undefined) {
-      const exchange = this[kExchange];
-      this[kUrl] = requestUrl((name) => exchange.param(name), this[kHost]);
+      this[kUrl] = requestUrl(targetLookup(targetParams(this)), this[kHost]);
     }
     return this[kUrl];
   }
@@ -158,6 +161,14 @@ class LazyRequest {
     this[kNative] = native;
     return native;
   }
+}
+
+function targetParams(request: LazyRequest): TargetParams {
+  if (request[kTarget] === undefined) {
+    const exchange = request[kExchange];
+    request[kTarget] = readTargetParams(exchange.paramsBlock?.bytes ?? encodePairs(exchange.params));
+  }
+  return request[kTarget];
 }
 
 function headersOf(exchange: Exchange): Headers {

@@ -2,8 +2,10 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { isNodefpmError } from '../../errors.js';
-import { hostOf, requestUrl, schemeOf, targetOf } from './url.js';
+import { ParamsBlock, encodePairs } from '../../protocol/index.js';
+import { hostOf, readTargetParams, requestUrl, schemeOf, targetLookup, targetMethod, targetOf } from './url.js';
 
 const lookup =
   (params: Record<string, string>) =>
@@ -91,3 +93,22 @@ test('a host that would smuggle a path or userinfo, or a target that is not a pa
     );
   }
 });
+
+test('readTargetParams finds in one pass what ParamsBlock.get finds one name at a time', () => {
+  const names = ['REQUEST_METHOD', 'REQUEST_URI', 'HTTPS', 'REQUEST_SCHEME', 'HTTP_HOST', 'SERVER_NAME', 'SERVER_PORT', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING'];
+  const name = fc.oneof(fc.constantFrom(...names, 'REQUEST_URIX', 'HTTP_HOSTS', 'SERVER_ADDR', 'HTTPX', 'SCRIPT_FILENAME'), fc.stringMatching(/^[A-Z_]{0,16}$/));
+  const value = fc.string({ maxLength: 30 }).map((text) => Buffer.from(text, 'utf8').toString('latin1'));
+  fc.assert(
+    fc.property(fc.array(fc.tuple(name, value), { maxLength: 30 }), (pairs) => {
+      const bytes = encodePairs(pairs);
+      const block = new ParamsBlock(bytes);
+      const found = readTargetParams(bytes);
+      const lookUp = targetLookup(found);
+      for (const wanted of names) assert.equal(lookUp(wanted), block.get(wanted), wanted);
+      assert.equal(targetMethod(found), block.get('REQUEST_METHOD'));
+      assert.equal(lookUp('SERVER_ADDR'), undefined, 'names it does not read are undefined');
+    }),
+    { numRuns: 300 },
+  );
+});
+

@@ -166,4 +166,20 @@ describe('the request body', () => {
     assert.deepEqual(chunks, ['abc', 'def']);
     assert.equal(req.complete, true);
   });
+
+  test('a request nobody read ends and closes once the response has (regression: a GET whose STDIN had ended never closed, as Koa\'s apps showed)', async () => {
+    for (const params of [{}, { REQUEST_METHOD: 'POST', CONTENT_LENGTH: '3' }] as Array<Record<string, string>>) {
+      const events: string[] = [];
+      const { exchange } = run((req, res) => {
+        req.on('end', () => events.push('end'));
+        req.on('close', () => events.push('close'));
+        // Like Koa answering a GET: the request stream is never touched. Node's http dumps it after the response.
+        setImmediate(() => res.end('ok'));
+      }, params);
+      if (params.CONTENT_LENGTH !== undefined) exchange.stdin.push(Buffer.from('abc'));
+      exchange.stdin.end();
+      for (let i = 0; i < 5 && !events.includes('close'); i++) await tick();
+      assert.deepEqual(events, ['end', 'close'], `${JSON.stringify(params)}: 'end' then 'close'`);
+    }
+  });
 });

@@ -81,6 +81,35 @@ describe('readCgiRequest', () => {
     assert.deepEqual(readCgiRequest(encodePairs([['HTTP_CONTENT_LENGTH', '']])).headers, {});
   });
 
+  test('content-type and content-length take the place of their HTTP_ copies, where the client sent them (as in Node\'s req.headers)', () => {
+    // nginx's order: the CGI variables first, then the headers as the client sent them.
+    const nginx = readCgiRequest(
+      encodePairs([
+        ['CONTENT_TYPE', 'text/plain'],
+        ['CONTENT_LENGTH', '5'],
+        ['REQUEST_URI', '/'],
+        ['HTTP_HOST', 'localhost'],
+        ['HTTP_CONTENT_LENGTH', '5'],
+        ['HTTP_ACCEPT', '*/*'],
+        ['HTTP_CONTENT_TYPE', 'text/plain'],
+      ]),
+    );
+    assert.deepEqual(Object.entries(nginx.headers), [
+      ['host', 'localhost'],
+      ['content-length', '5'],
+      ['accept', '*/*'],
+      ['content-type', 'text/plain'],
+    ]);
+    // No copy: where the CGI variable is. A value that only mentions the name: at the end.
+    assert.deepEqual(Object.keys(readCgiRequest(encodePairs([['CONTENT_TYPE', 'a/b'], ['HTTP_HOST', 'h']])).headers), ['content-type', 'host']);
+    const mention = readCgiRequest(encodePairs([['CONTENT_TYPE', 'a/b'], ['HTTP_X_NOTE', 'HTTP_CONTENT_TYPE'], ['HTTP_HOST', 'h']]));
+    assert.deepEqual(Object.entries(mention.headers), [
+      ['x-note', 'HTTP_CONTENT_TYPE'],
+      ['host', 'h'],
+      ['content-type', 'a/b'],
+    ]);
+  });
+
   test('long names and values (four-byte lengths), bytes above 0x7F as Latin-1, a repeated param', () => {
     const long = 'c'.repeat(70_000);
     const cgi = readCgiRequest(

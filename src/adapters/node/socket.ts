@@ -256,9 +256,12 @@ export class FcgiSocket extends Duplex implements ExchangeListener, ResponseSock
    */
   #finishBody(request: IncomingMessage): boolean {
     const stdin = this.exchange.stdin;
-    if (stdin.finished || request.readableEnded || request.destroyed || this.exchange.role === Role.Authorizer) return true;
+    if (stdin.error !== null || request.readableEnded || request.destroyed || this.exchange.role === Role.Authorizer) return true;
     if (!this.#consuming && request.readableFlowing !== true) {
-      // What Node's IncomingMessage._dump does, through public methods.
+      // What Node's IncomingMessage._dump does, through public methods. Also when the whole body (or
+      // none, for a GET) has already arrived: Node's parser has pushed the request's end by then, so
+      // the dump ends it and 'end' and 'close' follow; without it a request nobody read (Koa's GET)
+      // would never close.
       request.complete = true;
       stdin.discard();
       request.removeAllListeners('data');
@@ -266,6 +269,7 @@ export class FcgiSocket extends Duplex implements ExchangeListener, ResponseSock
       request.resume();
       return true;
     }
+    if (stdin.finished) return true;
     try {
       for (let chunk = stdin.readSync(); chunk !== undefined; chunk = stdin.readSync()) {
         if (chunk === null) {
