@@ -9,15 +9,10 @@
 // Targets compare one run's metric with the reference's (ratioAtLeast, ratioAtMost) or with a
 // fixed bound (atLeast, atMost, in the metric's own unit: bytes for memory).
 //
-// Later scenarios, for example:
-//   servers['express-http'] = { script: 'servers/express-http.mjs', listen: 'tcp' };
-//   servers['express-nodefpm'] = { script: 'servers/express-nodefpm.mjs' };
-//   { id: 'express', title: 'Express hello world (32 conns)', load: { connections: 32 },
-//     runs: [{ label: 'node:http', server: 'express-http', load: { protocol: 'http' } },
-//            { label: 'nodefpm', server: 'express-nodefpm' }],
-//     targets: [{ run: 'nodefpm', metric: 'rps', ratioAtLeast: 1 }] }
-// and workers as runs of one scenario: runs: [1, 2, 4].map((n) => ({ label: `${n} workers`,
-// server: 'pool', args: [`--workers=${n}`] })).
+// The framework scenarios (express, hono) compare one app on Node's own http server, loaded over
+// HTTP/1.1 keep-alive, with the same app over nodefpm, loaded over FastCGI: each server gets the load
+// generator's mode for its protocol, with the same connections. Workers would be runs of one scenario:
+// runs: [1, 2, 4].map((n) => ({ label: `${n} workers`, server: 'pool', args: [`--workers=${n}`] })).
 
 const MiB = 1024 * 1024;
 
@@ -33,6 +28,15 @@ export const servers = {
   post: { script: 'servers/post.mjs' },
   down: { script: 'servers/down.mjs', args: (cfg) => [`--bytes=${cfg.bigBytes}`] },
   up: { script: 'servers/up.mjs' },
+  // The framework scenarios. Node's http listens on a Unix socket like nodefpm, so that both servers
+  // pay for the same transport and the ratio is about protocol and server; the *-tcp runs show what a
+  // TCP port on the loopback (Node's usual deployment) costs Node's http on top.
+  'express-http': { script: 'servers/express-http.mjs' },
+  'express-http-tcp': { script: 'servers/express-http.mjs', listen: 'tcp' },
+  'express-nodefpm': { script: 'servers/express-nodefpm.mjs' },
+  'hono-http': { script: 'servers/hono-http.mjs' },
+  'hono-http-tcp': { script: 'servers/hono-http.mjs', listen: 'tcp' },
+  'hono-nodefpm': { script: 'servers/hono-nodefpm.mjs' },
 };
 
 const sizeText = (bytes) => (bytes >= 1024 * MiB ? `${bytes / (1024 * MiB)} GiB` : `${bytes / MiB} MiB`);
@@ -47,6 +51,29 @@ export const scenarios = [
       { label: 'nodefpm', server: 'hello' },
     ],
     targets: [{ run: 'nodefpm', metric: 'rps', ratioAtLeast: 0.6 }],
+  },
+  {
+    id: 'express',
+    title: () => 'Express 5 hello world, GET (32 conns)',
+    load: () => ({ connections: 32 }),
+    runs: [
+      { label: 'node:http', server: 'express-http', load: { protocol: 'http' } },
+      { label: 'nodefpm', server: 'express-nodefpm' },
+      { label: 'node:http, TCP', server: 'express-http-tcp', load: { protocol: 'http' } },
+    ],
+    // Issue 4: nodefpm at least as fast as Node's own http server, against the same transport.
+    targets: [{ run: 'nodefpm', metric: 'rps', ratioAtLeast: 1 }],
+  },
+  {
+    id: 'hono',
+    title: () => 'Hono hello world, GET (32 conns)',
+    load: () => ({ connections: 32 }),
+    runs: [
+      { label: 'node:http', server: 'hono-http', load: { protocol: 'http' } },
+      { label: 'nodefpm', server: 'hono-nodefpm' },
+      { label: 'node:http, TCP', server: 'hono-http-tcp', load: { protocol: 'http' } },
+    ],
+    targets: [{ run: 'nodefpm', metric: 'rps', ratioAtLeast: 1 }],
   },
   {
     id: 'post64k',
