@@ -148,7 +148,7 @@ test('serves on TCP port 0 and prints the port it bound; options reach the serve
   assert.deepEqual(await app.exited, { code: 0, signal: null });
 });
 
-test('examples/hello.ts, the module npm start serves, loads through tsx under plain node and answers', { timeout: TIMEOUT }, async (t) => {
+test("examples/hello.ts, the README's first example, loads through tsx under plain node and answers", { timeout: TIMEOUT }, async (t) => {
   const socket = join(tempDir(t), 'hello.sock');
   const app = start(t, ['examples/hello.ts', '--listen', socket]);
   await app.waitFor(/serving .*examples\/hello\.ts as a native handler/);
@@ -295,4 +295,67 @@ test('the bin runs when Node loads it as CommonJS, and asks for a build when dis
   const built = start(t, [join(dir, 'bin', 'nodefpm'), '--version'], { command: process.execPath });
   assert.deepEqual(await built.exited, { code: 0, signal: null });
   assert.match(built.stdout, /^nodefpm /);
+});
+
+// ---- the built-in HTTP front: --http, --upstream ----
+
+/** One HTTP GET; resolves to the status and the body. */
+async function httpGet(url: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.text() };
+}
+
+test('npm start: the guestbook with --http alone listens on a private Unix socket, prints the URL, answers HTTP, and removes the socket on SIGTERM', { timeout: TIMEOUT }, async (t) => {
+  const app = start(t, ['examples/guestbook.ts', '--http', '127.0.0.1:0']);
+  const [, url] = await app.waitFor(/HTTP front: open (http:\/\/127\.0\.0\.1:\d+\/)/);
+  const [, socket] = await app.waitFor(/listening on unix:(\S+fastcgi\.sock)/);
+  assert.ok(socket!.startsWith(tmpdir()), `the private socket is in the temp folder: ${socket}`);
+  assert.equal(statSync(dirname(socket!)).mode & 0o777, 0o700, 'only this user can reach the private socket');
+  const page = await httpGet(url!);
+  assert.equal(page.status, 200, page.body);
+  assert.match(page.body, /<h1>Guestbook<\/h1>/);
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.throws(() => statSync(dirname(socket!)), /ENOENT/, 'the private folder is removed at exit');
+});
+
+test('--http with --workers 2 and --listen: HTTP and FastCGI both reach the pool', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'pool.sock');
+  const app = start(t, ['test/fixtures/cli-hello.mjs', '--workers', '2', '--listen', socket, '--http', '127.0.0.1:0', '--http-connections', '4']);
+  const [, url] = await app.waitFor(/HTTP front: open (http:\/\/127\.0\.0\.1:\d+\/)/);
+  await app.waitFor(/serving .* with a static pool of 2 workers/);
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, index) => httpGet(`${url!}n/${index}?q=${index}`)));
+  answers.forEach((answer, index) => assert.deepEqual(answer, { status: 200, body: `hello GET /n/${index}?q=${index}`}));
+  assert.deepEqual(await get(`unix:${socket}`, '/direct'), { status: 200, body: 'hello GET /direct' });
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+});
+
+test('--upstream: no app module; the front forwards HTTP to another FastCGI server, and stops on SIGINT', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'upstream.sock');
+  const upstream = start(t, ['test/fixtures/cli-hello.mjs', '--listen', socket]);
+  await upstream.waitFor(/serving /);
+  const front = start(t, ['--upstream', `unix:${socket}`, '--http', '127.0.0.1:0']);
+  const [, url] = await front.waitFor(/HTTP front: open (http:\/\/127\.0\.0\.1:\d+\/)/);
+  await front.waitFor(/forwarding HTTP to FastCGI at unix:/);
+  assert.deepEqual(await httpGet(`${url!}through/the/front?x=1`), { status: 200, body: 'hello GET /through/the/front?x=1'});
+  front.child.kill('SIGINT');
+  assert.deepEqual(await front.exited, { code: 0, signal: null });
+  upstream.child.kill('SIGTERM');
+  assert.deepEqual(await upstream.exited, { code: 0, signal: null });
+});
+
+test('HTTP front options that cannot work together, or a bad address, exit 2 before anything starts, saying why', { timeout: TIMEOUT }, async (t) => {
+  const cases: Array<{ args: string[]; message: RegExp }> = [
+    { args: ['--upstream', '127.0.0.1:9000'], message: /--upstream needs --http HOST:PORT/ },
+    { args: ['test/fixtures/cli-hello.mjs', '--upstream', '127.0.0.1:9000', '--http', '127.0.0.1:0'], message: /an app module or --upstream, not both/ },
+    { args: ['test/fixtures/cli-hello.mjs', '--http', 'localhost'], message: /--http: HTTP listen address "localhost": no port given/ },
+    { args: ['--upstream', 'nowhere', '--http', '127.0.0.1:0'], message: /--upstream: .*no port given/ },
+    { args: ['--upstream', '127.0.0.1:9000', '--http', '127.0.0.1:0', '--front-controller', '/index.php'], message: /--front-controller is for script mode: it needs --upstream and --document-root/ },
+  ];
+  for (const { args, message } of cases) {
+    const run = start(t, args);
+    assert.deepEqual(await run.exited, { code: 2, signal: null }, `${args.join(' ')}:\n${run.stderr}`);
+    assert.match(run.stderr, message, args.join(' '));
+  }
 });

@@ -10,6 +10,8 @@ export interface FrontContext {
   /** Every option value given (command line over config file), by key: a front reads its own options here. */
   values: ReadonlyMap<string, OptionValue>;
   logger: Logger;
+  /** The command's working directory: relative paths in the options are relative to it. */
+  cwd: string;
   /** Where the app is served over FastCGI (the pool's or the single server's listeners, real ports). */
   fastcgi: readonly ListenAddress[];
 }

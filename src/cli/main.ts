@@ -1,6 +1,7 @@
 // The nodefpm command: reads argv and the config file, loads the app, serves it in one process or a pool, and handles the signals.
 
-import { readFileSync, realpathSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { NodefpmError, isNodefpmError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
@@ -13,6 +14,7 @@ import { describeKind, exchangeHandlerFor } from './adapters.js';
 import { loadApp, type LoadedApp } from './app.js';
 import { loadCommand, type Command } from './config.js';
 import { startFronts, stopFronts, type RunningFront } from './fronts.js';
+import { checkFrontOptions, wantsHttpFront } from './http-front.js';
 import { helpText, USAGE, type Settings } from './options.js';
 import { appSetup } from './worker-setup.js';
 
@@ -146,10 +148,10 @@ export async function main(argv: readonly string[], io: CommandIo = processIo())
   let command: Command;
   try {
     command = loadCommand(argv, io.cwd);
-    // The HTTP front's --upstream mode (src/gateway) serves without an app module: when it joins the
-    // option table, this is where it says so, and main runs startFronts() alone (fronts.ts).
-    if (!command.help && !command.version && command.app === undefined) {
-      throw new NodefpmError('NODEFPM_USAGE', 'no app module given');
+    if (!command.help && !command.version) {
+      checkFrontOptions(command.values, command.app);
+      // --upstream serves another FastCGI server's app over --http: the one way to run without a module.
+      if (command.app === undefined && command.values.get('upstream') === undefined) throw new NodefpmError('NODEFPM_USAGE', 'no app module given');
     }
   } catch (error) {
     io.stderr(`nodefpm: ${error instanceof Error ? error.message : String(error)}\nUsage: ${USAGE}\nRun 'nodefpm --help' for every option.\n`);
@@ -178,7 +180,20 @@ export async function main(argv: readonly string[], io: CommandIo = processIo())
     logger.warn(`${command.config!.path}: ignored the php-fpm directive ${directive}: it has no meaning for nodefpm (see docs/pool.md)`);
   }
 
+  if (command.app === undefined) {
+    try {
+      return await runFrontsOnly({ command, settings, targets: [], logger, sink, io, argv, debug: settings.logLevel === 'debug' });
+    } finally {
+      sink?.close();
+    }
+  }
   const targets = settings.listen.length > 0 ? settings.listen.map((address) => ({ address, label: formatListenAddress(address) })) : inheritedAddresses(io.env);
+  // --http alone: the app needs a FastCGI listener only the front talks to, so one nobody else can reach.
+  let privateDir: string | null = null;
+  if (targets.length === 0 && wantsHttpFront(command.values)) {
+    privateDir = mkdtempSync(join(tmpdir(), 'nodefpm-'));
+    targets.push({ address: { kind: 'unix', path: join(privateDir, 'fastcgi.sock') }, label: 'a private Unix socket for the HTTP front' });
+  }
   if (targets.length === 0) {
     io.stderr(
       'nodefpm: nothing to listen on: no --listen was given, fd 0 is not a socket (no web server or spawn-fcgi started ' +
@@ -192,6 +207,7 @@ export async function main(argv: readonly string[], io: CommandIo = processIo())
     return settings.pool === null ? await runSingle(context) : await runPool(context);
   } finally {
     sink?.close();
+    if (privateDir !== null) rmSync(privateDir, { recursive: true, force: true });
   }
 }
 
@@ -281,7 +297,7 @@ async function runSingle(context: Context): Promise<number> {
       }
     }
     await ownSockets(settings, bound);
-    fronts = await startFronts({ settings, values: context.command.values, logger, fastcgi: bound });
+    fronts = await startFronts({ settings, values: context.command.values, logger, cwd: io.cwd, fastcgi: bound });
   } catch (error) {
     // A stop signal during start-up closed the server under listen(): that is a stop, not a failure.
     if (stopping) return stopped.finally(unsubscribe);
@@ -428,7 +444,7 @@ async function runPool(context: Context): Promise<number> {
   try {
     await pool.start();
     started = true;
-    fronts = await startFronts({ settings, values: context.command.values, logger, fastcgi: pool.addresses });
+    fronts = await startFronts({ settings, values: context.command.values, logger, cwd: io.cwd, fastcgi: pool.addresses });
   } catch (error) {
     if (stopping) return stopped.finally(unsubscribe);
     unsubscribe();
@@ -445,6 +461,29 @@ async function runPool(context: Context): Promise<number> {
   const code = await stopped;
   unsubscribe();
   return code;
+}
+
+/** No app in this process: the HTTP front forwards to --upstream (PHP-FPM, another nodefpm), until a stop signal. */
+async function runFrontsOnly(context: Context): Promise<number> {
+  const { settings, logger, io } = context;
+  let fronts: RunningFront[];
+  try {
+    fronts = await startFronts({ settings, values: context.command.values, logger, cwd: io.cwd, fastcgi: [] });
+  } catch (error) {
+    reportStartFailure(error, context);
+    return exitCodeFor(error);
+  }
+  logger.info(`nodefpm ${packageVersion()} forwarding HTTP to FastCGI at ${String(context.command.values.get('upstream'))}, pid ${process.pid}; SIGTERM or SIGINT stops it`);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const unsubscribe = io.onSignal((received) => {
+      unsubscribe();
+      resolve(received);
+    });
+  });
+  logger.info(`${signal}: stopping gracefully: waiting up to ${settings.closeTimeout} ms for the requests in progress`);
+  await stopFronts(fronts);
+  logger.info('stopped');
+  return ExitCode.Ok;
 }
 
 /** The entry bin/nodefpm calls: runs main and ends the process with its status (the app may hold timers or sockets open). */

@@ -8,6 +8,8 @@ import type { LogLevel } from '../log.js';
 import { parseListenAddress, type ListenAddress } from '../server/listen.js';
 import { defaultLimits, type Limits, type ServerOptions } from '../server/options.js';
 import type { PoolOptions } from '../pool/index.js';
+import { parseConnectAddress } from '../client/address.js';
+import { parseHttpAddress } from '../gateway/address.js';
 import { API_KINDS, type ApiKind } from './adapters.js';
 
 /**
@@ -51,7 +53,7 @@ export interface OptionSpec {
   readonly short?: string;
 }
 
-/** The headings of --help and docs/cli.md, in order. A group with no option yet (the HTTP front's, src/gateway) is not shown. */
+/** The headings of --help and docs/cli.md, in order. A group with no option is not shown. */
 export const OPTION_GROUPS = ['Application', 'Listening', 'Process manager', 'Status page', 'Limits', 'Logging and shutdown', 'HTTP front', 'Other'] as const;
 export type OptionGroup = (typeof OPTION_GROUPS)[number];
 
@@ -438,6 +440,56 @@ export const OPTIONS: readonly OptionSpec[] = [
       "to drain (php-fpm's process_control_timeout); SIGQUIT waits with no limit.",
   },
   {
+    key: 'http',
+    type: 'text',
+    scope: 'command',
+    group: 'HTTP front',
+    placeholder: 'HOST:PORT',
+    description:
+      'Also serve HTTP on HOST:PORT ([IPv6]:PORT, unix:/path), forwarding each request over FastCGI (kept-alive connections) to ' +
+      'the app, or to --upstream: try an app with no web server installed. Without --listen, the app then listens on a private ' +
+      'Unix socket in a temporary folder.',
+  },
+  {
+    key: 'upstream',
+    type: 'text',
+    scope: 'command',
+    group: 'HTTP front',
+    placeholder: 'ADDR',
+    description:
+      'Serve no app module: forward the --http requests to the FastCGI server at ADDR (unix:/path, /path, HOST:PORT, ' +
+      '[IPv6]:PORT), PHP-FPM included.',
+  },
+  {
+    key: 'documentRoot',
+    type: 'path',
+    scope: 'command',
+    group: 'HTTP front',
+    placeholder: 'DIR',
+    description:
+      'The HTTP front\'s DOCUMENT_ROOT. With --upstream it also turns on script mode, as nginx in front of PHP-FPM: a path ' +
+      'naming a .php file runs it (SCRIPT_FILENAME under DIR, PATH_INFO split off), other files under DIR are served as they are.',
+  },
+  {
+    key: 'frontController',
+    type: 'text',
+    scope: 'command',
+    group: 'HTTP front',
+    placeholder: 'PATH',
+    description:
+      "In script mode, the script run for a path that names no file (nginx's try_files $uri $uri/ /index.php?$query_string): " +
+      'for example /index.php.',
+  },
+  {
+    key: 'httpConnections',
+    type: 'count',
+    scope: 'command',
+    group: 'HTTP front',
+    min: 1,
+    default: 32,
+    description: 'FastCGI connections the HTTP front keeps open to the app or upstream; HTTP requests beyond that many at once wait in line.',
+  },
+  {
     key: 'config',
     type: 'path',
     scope: 'command',
@@ -578,8 +630,15 @@ export function coerceOption(spec: OptionSpec, raw: unknown, origin = `--${flagO
       if (typeof raw !== 'string' && typeof raw !== 'number') throw invalid(origin, `expected text, got ${typeof raw}`);
       const text = String(raw);
       if (text.trim() === '') throw invalid(origin, 'expected a value, got nothing');
-      if ((spec.key === 'statusPath' || spec.key === 'pingPath') && !text.startsWith('/')) {
+      if ((spec.key === 'statusPath' || spec.key === 'pingPath' || spec.key === 'frontController') && !text.startsWith('/')) {
         throw invalid(origin, `expected a path starting with /, got ${JSON.stringify(text)}`);
+      }
+      // Addresses are checked here, so a mistyped one stops the command before anything starts.
+      try {
+        if (spec.key === 'http') parseHttpAddress(text);
+        if (spec.key === 'upstream') parseConnectAddress(text);
+      } catch (error) {
+        throw invalid(origin, isNodefpmError(error) ? error.message : String(error), error);
       }
       return text;
     }

@@ -3,12 +3,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { FcgiClient } from '../../src/client/index.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway/index.js';
@@ -487,5 +489,32 @@ describe('the HTTP front in front of php-fpm 8.2 (script mode)', { timeout: 20 *
     assert.ok(await eventually(() => existsSync(`${running.dir}/done-left`), 30_000), 'the PHP script ran to its end after FCGI_ABORT_REQUEST and the close');
     const next = await request(front, '/server.php?after=abort');
     assert.equal(next.status, 200, 'the front and php-fpm go on');
+  });
+  test('the command: nodefpm --upstream php-fpm --document-root --front-controller --http serves PHP scripts and static files, and stops on SIGTERM', { timeout: TIMEOUT }, async () => {
+    const { php: running } = ready();
+    const bin = fileURLToPath(new URL('../../bin/nodefpm', import.meta.url));
+    const child = spawn(process.execPath, [bin, '--upstream', running.address, '--document-root', running.documentRoot, '--front-controller', '/index.php', '--http', '127.0.0.1:0', '--http-connections', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const exited = once(child, 'exit');
+    try {
+      assert.ok(await eventually(() => /HTTP front: open http:/.test(stderr), 20_000), `the command printed its URL:\n${stderr}`);
+      const front = /HTTP front: open (http:\/\/\S+)/.exec(stderr)![1]!;
+      const server = await request(front, '/server.php/extra?cli=1');
+      assert.equal(server.status, 200, `${server.body.toString()}\n${stderr}${context()}`);
+      const seen = JSON.parse(server.body.toString()) as { server: Record<string, string | null>; get: Record<string, string> };
+      assert.equal(seen.server.SCRIPT_FILENAME, `${running.documentRoot}/server.php`);
+      assert.equal(seen.server.PATH_INFO, '/extra');
+      assert.deepEqual(seen.get, { cli: '1' });
+      const file = await request(front, '/static.txt');
+      assert.equal(file.body.toString(), SCRIPTS['static.txt'], 'a static file from --document-root');
+      const pretty = await request(front, '/no/such/file');
+      assert.equal(JSON.parse(pretty.body.toString()).script, '/index.php', '--front-controller runs for a path naming no file');
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      assert.equal(code, 0, `exit status after SIGTERM:\n${stderr}`);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   });
 });
