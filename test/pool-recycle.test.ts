@@ -1,6 +1,7 @@
 // Recycling: a worker is replaced after --worker-max-requests requests or above --worker-max-memory, and not one request fails.
 
 import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { APP, TIMEOUT, eventually, request, startLoad, startMaster, tempDir } from './fixtures/pool-harness.js';
@@ -39,4 +40,24 @@ test('--worker-max-memory replaces a worker whose memory grew, with zero failed 
   const result = await load.stop();
   assert.equal(result.failed, 0, JSON.stringify(result.failures.slice(0, 5)));
   assert.notEqual(master.workers()[0], worker, 'a new worker serves');
+});
+
+test('a recycle whose replacement fails to start: the old worker serves on, and the master tries again until one starts (regression)', { timeout: TIMEOUT }, async (t) => {
+  const dir = tempDir(t);
+  const address = `unix:${join(dir, 'retry.sock')}`;
+  const marker = join(dir, 'fail-on-start');
+  const master = startMaster(t, ['test/fixtures/pool-crash-on-start.mjs', '--listen', address, '--workers', '1', '--worker-max-requests', '3'], {
+    env: { POOL_FIXTURE_CRASH_MARKER: marker },
+  });
+  const [worker] = await master.waitForWorkers(1);
+  writeFileSync(marker, '');
+  for (let i = 0; i < 3; i++) assert.equal((await request(address, '/')).body, `ok ${worker}`);
+  await master.waitFor(new RegExp(`the replacement of worker ${worker} \\(slot 0\\) failed: .*the old worker goes on`));
+  await master.waitFor(new RegExp(`worker ${worker} \\(slot 0\\): recycling again in 5\\.00 s`));
+  assert.equal((await request(address, '/')).body, `ok ${worker}`, 'the old worker still serves');
+  rmSync(marker);
+  await master.waitFor(new RegExp(`worker ${worker} \\(slot 0\\) exited \\(code 0\\)`), { timeout: 20_000 });
+  const answer = await request(address, '/');
+  assert.match(answer.body, /^ok \d+$/);
+  assert.notEqual(answer.body, `ok ${worker}`, 'a new worker serves once a retry could start one');
 });

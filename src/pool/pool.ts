@@ -46,6 +46,8 @@ interface Slot {
 const STABLE_AFTER_MS = 10_000;
 /** After a drain's own timeout, how long before the master kills a worker that still has not exited. */
 const KILL_GRACE_MS = 5_000;
+/** After a recycle's replacement failed to start, how long until the next try. */
+const RECYCLE_RETRY_MS = 5_000;
 /** How long a worker has to answer a report request for the status page. */
 const REPORT_WAIT_MS = 1_000;
 /** How long to wait for a dead worker's last pipe output (its watchdog's reason) before deciding why it died. */
@@ -409,11 +411,7 @@ export class Pool extends EventEmitter {
         );
         return;
       case 'recycle':
-        if (worker.state === 'ready' && !worker.recycleAsked && this.#state === 'running') {
-          worker.recycleAsked = true;
-          this.log.info(`recycling worker ${worker.pid} (slot ${worker.slot.index}): ${message.reason}`);
-          void this.#replace(worker.slot, worker.generation, `recycled: ${message.reason}`);
-        }
+        this.#recycle(worker, message.reason);
         return;
       case 'drained':
         worker.stats = message.stats;
@@ -532,6 +530,22 @@ export class Pool extends EventEmitter {
     this.emit('emergency-restart', o.emergencyRestartThreshold);
     for (const slot of this.#slots) slot.crashes = 0;
     this.reload({ reason: 'emergency restart' }).catch((error: unknown) => this.log.error(`emergency restart failed: ${(error as Error).message}`));
+  }
+
+  /**
+   * Replaces a worker that asked to be recycled (--worker-max-requests, --worker-max-memory). The
+   * worker asks once; when its replacement fails to start, the master asks again itself after
+   * RECYCLE_RETRY_MS, for as long as the worker serves.
+   */
+  #recycle(worker: WorkerProcess, reason: string): void {
+    if (worker.state !== 'ready' || worker.recycleAsked || this.#state !== 'running' || worker.slot.current !== worker) return;
+    worker.recycleAsked = true;
+    this.log.info(`recycling worker ${worker.pid} (slot ${worker.slot.index}): ${reason}`);
+    void this.#replace(worker.slot, worker.generation, `recycled: ${reason}`).then((replaced) => {
+      if (replaced || worker.slot.current !== worker) return;
+      this.log.warn(`worker ${worker.pid} (slot ${worker.slot.index}): recycling again in ${seconds(RECYCLE_RETRY_MS)}`);
+      setTimeout(() => this.#recycle(worker, reason), RECYCLE_RETRY_MS).unref();
+    });
   }
 
   /** Starts a replacement for the worker of `slot`; once it accepts, the old one drains. False when the replacement failed (the old one goes on). */
