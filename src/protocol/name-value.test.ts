@@ -4,9 +4,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
-import { NodefpmError, type ErrorCode } from '../errors.js';
+import { NodefpmError, isNodefpmError, type ErrorCode } from '../errors.js';
 import { RecordType } from './constants.js';
-import { decodePairList, decodePairs, encodePairs, encodeParams, forEachPair, MAX_PAIR_LENGTH } from './name-value.js';
+import { decodePairList, decodePairs, encodePairs, encodeParams, forEachPair, MAX_PAIR_LENGTH, type PairsInput } from './name-value.js';
 import { readHeader } from './record.js';
 
 function h(spaced: string): Buffer {
@@ -558,5 +558,34 @@ describe('round trips (property)', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('encodePairs: arrays of strings (its fast path) and every other input encode alike', () => {
+  const asMap = (pairs: Array<[string, string]>): PairsInput => new Map(pairs);
+  it('byte for byte, lengths of 1 and 4 bytes, Latin-1 above 0x7f', () => {
+    const cases: Array<[string, Array<[string, string]>]> = [
+      ['none', []],
+      ['one', [['SERVER_PORT', '80']]],
+      ['empty value', [['CONTENT_LENGTH', '']]],
+      ['empty name and value', [['', '']]],
+      ['127 and 128 bytes', [['A'.repeat(127), 'b'.repeat(128)]]],
+      ['a long value', [['HTTP_COOKIE', 'c'.repeat(70_000)]]],
+      ['Latin-1 bytes above 0x7f', [['HTTP_X', '\u00e9\u00ff\u0080'], ['N\u00ff', 'v']]],
+    ];
+    for (const [what, pairs] of cases) assert.equal(hex(encodePairs(pairs)), hex(encodePairs(asMap(pairs))), what);
+  });
+  it('an array mixing bytes and strings takes the general path and gives the same bytes', () => {
+    assert.equal(hex(encodePairs([['BIN', Buffer.from([0, 1, 0xff])], ['TEXT', 'x']])), hex(encodePairs([['BIN', '\u0000\u0001\u00ff'], ['TEXT', 'x']])));
+  });
+  it('a character outside Latin-1 fails the same way from an array and from a Map: NODEFPM_INVALID_PARAM naming the param', () => {
+    for (const [pairs, named] of [
+      [[['HTTP_X', 'caf\u00e9 \u20ac']], /value of param "HTTP_X" has a character outside Latin-1 at index 5/],
+      [[['N\u0100', 'v']], /param name "N\u0100" has a character outside Latin-1 at index 1/],
+    ] as Array<[Array<[string, string]>, RegExp]>) {
+      for (const input of [pairs, asMap(pairs)]) {
+        assert.throws(() => encodePairs(input), (error: unknown) => isNodefpmError(error, 'NODEFPM_INVALID_PARAM') && named.test(error.message));
+      }
+    }
   });
 });

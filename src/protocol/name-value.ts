@@ -30,7 +30,12 @@ function writeLength(target: Buffer, offset: number, length: number): number {
   return offset + 4;
 }
 
-function toBytes(value: PairValue, what: string): Uint8Array {
+/** Names the param in an error: built only when one is thrown (JSON.stringify per pair would cost more than the encoding). */
+function describe(name: string, isValue: boolean): string {
+  return isValue ? `value of param ${JSON.stringify(name)}` : `param name ${JSON.stringify(name)}`;
+}
+
+function toBytes(value: PairValue, name: string, isValue: boolean): Uint8Array {
   if (typeof value !== 'string') return value;
   // Latin-1 keeps one byte per character, the inverse of how params are decoded. Characters above
   // U+00FF have no Latin-1 byte: refuse them rather than send something else.
@@ -38,7 +43,7 @@ function toBytes(value: PairValue, what: string): Uint8Array {
     if (value.charCodeAt(i) > 0xff) {
       throw new NodefpmError(
         'NODEFPM_INVALID_PARAM',
-        `${what} has a character outside Latin-1 at index ${i}; percent-encode it or pass the bytes as a Buffer`,
+        `${describe(name, isValue)} has a character outside Latin-1 at index ${i}; percent-encode it or pass the bytes as a Buffer`,
       );
     }
   }
@@ -53,11 +58,57 @@ function entriesOf(pairs: PairsInput): Iterable<readonly [string, PairValue]> {
 
 /** Encodes pairs as the bytes of a name-value stream (no record framing). */
 export function encodePairs(pairs: PairsInput): Buffer {
+  return (Array.isArray(pairs) ? encodeStringPairs(pairs as ReadonlyArray<readonly [unknown, unknown]>) : null) ?? encodeAnyPairs(pairs);
+}
+
+/**
+ * The common input, an array of [name, value] strings (what a web server or the HTTP front builds for
+ * every request), encoded with no Buffer per string: one byte per character, so the size is known
+ * before a byte is written, and each string is copied in with its Latin-1 check on the way. null for
+ * any other input or a character outside Latin-1: encodeAnyPairs then encodes it, or words the error.
+ */
+function encodeStringPairs(pairs: ReadonlyArray<readonly [unknown, unknown]>): Buffer | null {
+  let size = 0;
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!;
+    const name = pair[0];
+    const value = pair[1];
+    if (typeof name !== 'string' || typeof value !== 'string') return null;
+    // V8 strings stay far below the 31-bit bound of a length field: no length check is needed here.
+    size += lengthFieldSize(name.length) + lengthFieldSize(value.length) + name.length + value.length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!;
+    const name = pair[0] as string;
+    const value = pair[1] as string;
+    offset = writeLength(out, offset, name.length);
+    offset = writeLength(out, offset, value.length);
+    offset = writeLatin1(out, offset, name);
+    if (offset < 0) return null;
+    offset = writeLatin1(out, offset, value);
+    if (offset < 0) return null;
+  }
+  return out;
+}
+
+/** Copies `text` at `offset`, one byte per character; -1 at a character above U+00FF (it has no Latin-1 byte). */
+function writeLatin1(out: Buffer, offset: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0xff) return -1;
+    out[offset++] = code;
+  }
+  return offset;
+}
+
+function encodeAnyPairs(pairs: PairsInput): Buffer {
   const encoded: Array<[Uint8Array, Uint8Array]> = [];
   let size = 0;
   for (const [name, value] of entriesOf(pairs)) {
-    const nameBytes = toBytes(name, `param name ${JSON.stringify(name)}`);
-    const valueBytes = toBytes(value, `value of param ${JSON.stringify(name)}`);
+    const nameBytes = toBytes(name, name, false);
+    const valueBytes = toBytes(value, name, true);
     if (nameBytes.length > MAX_PAIR_LENGTH || valueBytes.length > MAX_PAIR_LENGTH) {
       throw new NodefpmError('NODEFPM_INVALID_PARAM', `param ${JSON.stringify(name)} is longer than ${MAX_PAIR_LENGTH} bytes`);
     }
