@@ -44,6 +44,29 @@ function bad(message: string): NodefpmError {
   return new NodefpmError('NODEFPM_CLIENT_BAD_RESPONSE', `bad CGI response head: ${message}`);
 }
 
+function isBlank(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+/** `text` from `start`, without the spaces and tabs at either end. */
+function trimBlanks(text: string, start: number): string {
+  let end = text.length;
+  while (start < end && isBlank(text.charCodeAt(start))) start++;
+  while (end > start && isBlank(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
+/** The code of a Status value: three digits, not starting with 0, then nothing or blanks and a reason; -1 otherwise. */
+function statusCode(value: string): number {
+  let status = 0;
+  for (let i = 0; i < 3; i++) {
+    const digit = value.charCodeAt(i) - 0x30;
+    if (!(digit >= 0 && digit <= 9) || (i === 0 && digit === 0)) return -1;
+    status = status * 10 + digit;
+  }
+  return value.length === 3 || isBlank(value.charCodeAt(3)) ? status : -1;
+}
+
 function preview(line: string): string {
   return JSON.stringify(line.length > 60 ? `${line.slice(0, 60)}...` : line);
 }
@@ -161,7 +184,7 @@ export class CgiHeadParser {
     if (colon < 0) throw bad(`line ${this.#lines.length + 1} ${preview(line)} has no colon`);
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) throw bad(`header name ${preview(name)} is not a valid HTTP token`);
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    const value = trimBlanks(line, colon + 1);
     if (FORBIDDEN_IN_VALUE.test(value)) throw bad(`the value of ${name} contains a NUL or CR byte`);
     this.#lines.push([name, value]);
   }
@@ -170,14 +193,16 @@ export class CgiHeadParser {
     const headers: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
     const rawHeaders: Array<[string, string]> = [];
     let statusValue: string | undefined;
-    for (const [name, value] of this.#lines) {
+    for (const line of this.#lines) {
+      const [name, value] = line;
       const lower = name.toLowerCase();
       if (lower === 'status') {
         if (statusValue !== undefined) throw bad('Status is given twice');
         statusValue = value;
         continue;
       }
-      rawHeaders.push([name, value]);
+      // The line's own pair: nothing changes it once the head is built.
+      rawHeaders.push(line);
       const existing = headers[lower];
       if (existing === undefined) headers[lower] = value;
       else if (typeof existing === 'string') headers[lower] = [existing, value];
@@ -185,10 +210,11 @@ export class CgiHeadParser {
     }
     this.#lines = [];
     if (statusValue !== undefined) {
-      const match = /^([1-9][0-9]{2})(?:[ \t]+(.*))?$/.exec(statusValue);
-      if (match === null) throw bad(`Status ${preview(statusValue)} is not a three-digit code and an optional reason`);
-      const status = Number(match[1]);
-      return { status, statusText: match[2] ?? STATUS_CODES[status] ?? '', headers, rawHeaders };
+      const status = statusCode(statusValue);
+      if (status < 0) throw bad(`Status ${preview(statusValue)} is not a three-digit code and an optional reason`);
+      // The value is trimmed: what follows the code and its blanks is the reason, never empty.
+      const reason = statusValue.length > 3 ? trimBlanks(statusValue, 3) : undefined;
+      return { status, statusText: reason ?? STATUS_CODES[status] ?? '', headers, rawHeaders };
     }
     // RFC 3875 section 6.2.3-4: Location without Status is a redirect. Like nginx and lighttpd, any
     // Location counts (Apache and h2o keep 200); a local-path redirect is the gateway's to follow.

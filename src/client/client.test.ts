@@ -641,6 +641,53 @@ test('abort after the head errors the body and rejects ended', TEST_TIMEOUT, asy
   await until(() => fcgi.stats.idle === 1, 'END_REQUEST to free the connection');
 });
 
+test('startRequest: abort() does what aborting the signal does, queued, running and after the head', TEST_TIMEOUT, async (t) => {
+  const peer = await Peer.start(t, 'unix', async (request) => {
+    if (request.params.MODE === 'head') request.stdout('\r\npart one;');
+    await request.abortReceived;
+    request.end(1);
+  });
+  const fcgi = client(t, peer, { maxConnections: 1 });
+  const running = fcgi.startRequest({ params: { ...PARAMS, MODE: 'hold' } });
+  const queued = fcgi.startRequest({ params: { ...PARAMS, MODE: 'hold' } });
+  await until(() => peer.requests.length === 1 && fcgi.stats.queued === 1, 'one to run and one to wait');
+  queued.abort(new Error('gave up waiting'));
+  await rejectsWith(queued.response, 'NODEFPM_CLIENT_ABORTED', /gave up waiting/);
+  assert.equal(fcgi.stats.queued, 0);
+  running.abort(new Error('user went away'));
+  const error = await rejectsWith(running.response, 'NODEFPM_CLIENT_ABORTED', /user went away/);
+  assert.ok(error.cause instanceof Error);
+  await until(() => fcgi.stats.idle === 1, 'END_REQUEST to free the connection');
+  assert.equal(peer.requests[0]?.aborted, true);
+  assert.equal(peer.requests.length, 1, 'the queued request was never sent');
+
+  const started = fcgi.startRequest({ params: { ...PARAMS, MODE: 'head' } });
+  const response = await started.response;
+  assert.equal(response.complete, false);
+  const reading = response.text();
+  started.abort();
+  started.abort();
+  await rejectsWith(reading, 'NODEFPM_CLIENT_ABORTED');
+  await rejectsWith(response.ended, 'NODEFPM_CLIENT_ABORTED');
+  await until(() => fcgi.stats.idle === 1, 'END_REQUEST to free the connection');
+});
+
+test('complete: once END_REQUEST came, the whole body is buffered in the unread stream', TEST_TIMEOUT, async (t) => {
+  const peer = await Peer.start(t, 'unix', (request) => {
+    request.stdout('Content-Type: text/plain\r\n\r\nall of it');
+    request.end();
+  });
+  const fcgi = client(t, peer);
+  const { response, abort } = fcgi.startRequest({ params: PARAMS });
+  const done = await response;
+  await done.ended;
+  assert.equal(done.complete, true);
+  assert.equal(done.body.readableLength, 'all of it'.length);
+  assert.equal(await done.text(), 'all of it');
+  abort();
+  assert.deepEqual(await done.ended, { appStatus: 0, protocolStatus: 0 }, 'an abort once the body was read changes nothing');
+});
+
 test('an already aborted signal fails before anything is sent', TEST_TIMEOUT, async (t) => {
   const peer = await Peer.start(t, 'unix', () => {});
   const fcgi = client(t, peer);

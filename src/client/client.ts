@@ -67,6 +67,19 @@ export interface FcgiRequestOptions {
   onStderr?: (chunk: Buffer) => void;
 }
 
+/** A request started with startRequest. */
+export interface FcgiRequestHandle<R extends FcgiRawResponse = FcgiResponse> {
+  /** What request() returns. */
+  readonly response: Promise<R>;
+  /**
+   * Aborts the request as aborting its `signal` would: a queued request leaves the queue, a running one
+   * is abandoned with FCGI_ABORT_REQUEST (or its connection closed, with closeOnAbort), and the response
+   * rejects, or its body errors, with NODEFPM_CLIENT_ABORTED (`reason` as its cause). Does nothing once
+   * the response body has ended, nor a second time.
+   */
+  abort(reason?: unknown): void;
+}
+
 /** Figures about the pool, for tests and benchmarks. */
 export interface FcgiClientStats {
   /** Open connections (connected). */
@@ -79,15 +92,29 @@ export interface FcgiClientStats {
   queued: number;
 }
 
-interface Waiter {
+/**
+ * One request through the pool: waiting for a connection, then running on one (and maybe, once, on a
+ * fresh one). A record the pool's methods act on rather than a set of closures: it is made per request.
+ */
+interface PoolRequest {
+  readonly options: ConnectionRequestOptions;
+  readonly raw: boolean;
   /** Needs a connection of its own (KEEP_CONN=0 will close it). */
-  exclusive: boolean;
+  readonly exclusive: boolean;
+  readonly signal: AbortSignal | undefined;
+  readonly resolve: (response: FcgiRawResponse) => void;
+  readonly reject: (error: Error) => void;
   /** A retry: only a newly opened connection will do. */
   fresh: boolean;
-  /** Starts the request on `connection` synchronously (so no one else can take it in between). */
-  start(connection: ClientConnection, reused: boolean): void;
-  fail(error: Error): void;
+  /** Waiting for a connection: in the queue, or for one being opened for it. */
+  waiting: boolean;
+  /** Gave up while waiting: a connection opened for it goes to the pool instead. */
   cancelled: boolean;
+  aborted: boolean;
+  /** The run on a connection, once started. */
+  running: RequestHandle | null;
+  /** The signal's listener while the request waits (only a request that waits needs one). */
+  onSignal: (() => void) | null;
 }
 
 function checkInteger(name: string, value: unknown, min: number, fallback: number): number {
@@ -104,8 +131,12 @@ function checkBoolean(name: string, value: unknown, fallback: boolean): boolean 
   return value;
 }
 
-function abortedError(signal: AbortSignal): NodefpmError {
-  const reason: unknown = signal.reason;
+/** A request refused before it started: its response rejects, and there is nothing to abort. */
+function failedHandle(error: Error): FcgiRequestHandle<FcgiRawResponse> {
+  return { response: Promise.reject(error), abort: () => {} };
+}
+
+function abortedError(reason: unknown): NodefpmError {
   const detail = reason instanceof Error ? `: ${reason.message}` : '';
   return new NodefpmError('NODEFPM_CLIENT_ABORTED', `the request was aborted${detail}`, { cause: reason });
 }
@@ -141,7 +172,7 @@ export class FcgiClient {
   #idle: ClientConnection[] = [];
   readonly #idleTimers = new Map<ClientConnection, NodeJS.Timeout>();
   #connecting = 0;
-  #waiters: Waiter[] = [];
+  #waiters: PoolRequest[] = [];
   #closed = false;
   /** destroy() was called: connections still being opened are closed as they arrive. */
   #destroyed = false;
@@ -187,7 +218,16 @@ export class FcgiClient {
    * and reject its `ended`.
    */
   request(options: FcgiRequestOptions): Promise<FcgiResponse> {
-    return this.#request(options, false) as Promise<FcgiResponse>;
+    return this.#start(options, false).response as Promise<FcgiResponse>;
+  }
+
+  /**
+   * Like request(), but returns at once, with the response to come and `abort`, which does what
+   * aborting `signal` does. For a caller that makes a request per incoming request and seldom aborts
+   * (the HTTP front): an AbortSignal and its listeners cost microseconds on every request, this nothing.
+   */
+  startRequest(options: FcgiRequestOptions): FcgiRequestHandle {
+    return this.#start(options, false) as FcgiRequestHandle;
   }
 
   /**
@@ -195,7 +235,7 @@ export class FcgiClient {
    * STDOUT record or at END_REQUEST. For tests, and for roles whose output is not a CGI response.
    */
   requestRaw(options: FcgiRequestOptions): Promise<FcgiRawResponse> {
-    return this.#request(options, true);
+    return this.#start(options, true).response;
   }
 
   /**
@@ -234,7 +274,7 @@ export class FcgiClient {
     this.#destroyed = true;
     const waiters = this.#waiters;
     this.#waiters = [];
-    for (const waiter of waiters) waiter.fail(this.#closingError());
+    for (const waiter of waiters) this.#fail(waiter, this.#closingError());
     for (const connection of [...this.#connections]) connection.destroy();
     this.#checkClosed();
   }
@@ -243,82 +283,135 @@ export class FcgiClient {
     return new NodefpmError('NODEFPM_CLIENT_CLOSING', `the FastCGI client for ${this.#where} is closed`);
   }
 
-  #request(options: FcgiRequestOptions, raw: boolean): Promise<FcgiRawResponse> {
-    if (this.#closed) return Promise.reject(this.#closingError());
+  #start(options: FcgiRequestOptions, raw: boolean): FcgiRequestHandle<FcgiRawResponse> {
+    if (this.#closed) return failedHandle(this.#closingError());
     if (typeof options !== 'object' || options === null) {
-      return Promise.reject(new NodefpmError('NODEFPM_INVALID_OPTION', 'request options must be an object with params'));
+      return failedHandle(new NodefpmError('NODEFPM_INVALID_OPTION', 'request options must be an object with params'));
     }
     const signal = options.signal;
-    if (signal?.aborted === true) return Promise.reject(abortedError(signal));
+    if (signal?.aborted === true) return failedHandle(abortedError(signal.reason));
     let pairs: Buffer;
     try {
       // Encoded once, here: a bad param fails before a connection is taken, and a retry reuses the bytes.
       pairs = Buffer.isBuffer(options.params) ? options.params : encodePairs(options.params);
     } catch (error) {
-      return Promise.reject(error as Error);
+      return failedHandle(error as Error);
     }
     const keepConn = options.keepConn ?? this.#keepConn;
-    const connectionOptions: ConnectionRequestOptions = {
-      params: pairs,
-      body: options.body,
-      data: options.data,
-      role: options.role,
-      keepConn,
+    let resolve!: (response: FcgiRawResponse) => void;
+    let reject!: (error: Error) => void;
+    const response = new Promise<FcgiRawResponse>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const request: PoolRequest = {
+      options: {
+        params: pairs,
+        body: options.body,
+        data: options.data,
+        role: options.role,
+        keepConn,
+        signal,
+        timeout: options.timeout ?? this.#timeout,
+        closeOnAbort: options.closeOnAbort,
+        abortGrace: this.#abortGrace,
+        maxHeadBytes: this.#maxHeadBytes,
+        maxStderrBytes: this.#maxStderrBytes,
+        onStderr: options.onStderr,
+      },
+      raw,
+      exclusive: !keepConn,
       signal,
-      timeout: options.timeout ?? this.#timeout,
-      closeOnAbort: options.closeOnAbort,
-      abortGrace: this.#abortGrace,
-      maxHeadBytes: this.#maxHeadBytes,
-      maxStderrBytes: this.#maxStderrBytes,
-      onStderr: options.onStderr,
+      resolve,
+      reject,
+      fresh: false,
+      waiting: false,
+      cancelled: false,
+      aborted: false,
+      running: null,
+      onSignal: null,
     };
-    return new Promise((resolve, reject) => {
-      const attempt = (fresh: boolean): void => {
-        const waiter: Waiter = {
-          exclusive: !keepConn,
-          fresh,
-          cancelled: false,
-          fail: (error) => {
-            cleanup();
-            reject(error);
-          },
-          start: (connection, reused) => {
-            cleanup();
-            let handle: RequestHandle;
-            try {
-              handle = connection.startRequest(connectionOptions, raw);
-            } catch (error) {
-              reject(error as Error);
-              // The connection stays usable: hand it on.
-              this.#onRelease(connection);
-              return;
-            }
-            handle.response.then(resolve, (error: unknown) => {
-              const retry =
-                !fresh &&
-                reused &&
-                isNodefpmError(error, 'NODEFPM_CLIENT_CLOSED') &&
-                !handle.responseStarted &&
-                !handle.bodyPulled &&
-                signal?.aborted !== true;
-              if (retry) attempt(true);
-              else reject(error as Error);
-            });
-          },
-        };
-        const onAbort = (): void => {
-          waiter.cancelled = true;
-          const index = this.#waiters.indexOf(waiter);
-          if (index >= 0) this.#waiters.splice(index, 1);
-          reject(abortedError(signal!));
-          this.#checkClosed();
-        };
-        const cleanup = (): void => signal?.removeEventListener('abort', onAbort);
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.#waiters.push(waiter);
-        this.#dispatch();
+    this.#enqueue(request);
+    return { response, abort: (reason?: unknown) => this.#abort(request, reason) };
+  }
+
+  /** Puts the request in line; most find a connection at once, in #dispatch. */
+  #enqueue(request: PoolRequest): void {
+    request.waiting = true;
+    this.#waiters.push(request);
+    this.#dispatch();
+    const signal = request.signal;
+    if (request.waiting && signal !== undefined) {
+      // Once the request runs, its connection listens to the signal itself.
+      request.onSignal = () => {
+        request.onSignal = null;
+        this.#cancel(request, signal.reason);
       };
-      attempt(false);
+      signal.addEventListener('abort', request.onSignal, { once: true });
+    }
+  }
+
+  /** The request leaves the queue: it starts, fails, or is cancelled. */
+  #leaveQueue(request: PoolRequest): void {
+    request.waiting = false;
+    if (request.onSignal !== null) {
+      request.signal!.removeEventListener('abort', request.onSignal);
+      request.onSignal = null;
+    }
+  }
+
+  #abort(request: PoolRequest, reason: unknown): void {
+    if (request.aborted) return;
+    request.aborted = true;
+    if (request.waiting) this.#cancel(request, reason);
+    else request.running?.abort(reason);
+  }
+
+  /** Gives up a waiting request: it rejects with NODEFPM_CLIENT_ABORTED. */
+  #cancel(request: PoolRequest, reason: unknown): void {
+    if (!request.waiting) return;
+    this.#leaveQueue(request);
+    request.cancelled = true;
+    const index = this.#waiters.indexOf(request);
+    if (index >= 0) this.#waiters.splice(index, 1);
+    request.reject(abortedError(reason));
+    this.#checkClosed();
+  }
+
+  #fail(request: PoolRequest, error: Error): void {
+    this.#leaveQueue(request);
+    request.reject(error);
+  }
+
+  /** Starts the request on `connection`, synchronously (so no one else can take it in between). */
+  #begin(request: PoolRequest, connection: ClientConnection, reused: boolean): void {
+    this.#leaveQueue(request);
+    let handle: RequestHandle;
+    try {
+      handle = connection.startRequest(request.options, request.raw);
+    } catch (error) {
+      request.reject(error as Error);
+      // The connection stays usable: hand it on.
+      this.#onRelease(connection);
+      return;
+    }
+    request.running = handle;
+    const fresh = request.fresh;
+    handle.response.then(request.resolve, (error: unknown) => {
+      const retry =
+        !fresh &&
+        reused &&
+        isNodefpmError(error, 'NODEFPM_CLIENT_CLOSED') &&
+        !handle.responseStarted &&
+        !handle.bodyPulled &&
+        !request.aborted &&
+        request.signal?.aborted !== true;
+      if (!retry) {
+        request.reject(error as Error);
+        return;
+      }
+      request.fresh = true;
+      this.#enqueue(request);
     });
   }
 
@@ -329,8 +422,9 @@ export class FcgiClient {
       const connection = waiter.fresh ? undefined : this.#pick(waiter.exclusive);
       if (connection !== undefined) {
         this.#waiters.shift();
-        this.#take(connection);
-        waiter.start(connection, connection.requestsStarted > 0 && connection.activeRequests === 0);
+        // #pick popped an idle connection already; a shared one may still be listed as idle.
+        if (this.#multiplex) this.#take(connection);
+        this.#begin(waiter, connection, connection.requestsStarted > 0 && connection.activeRequests === 0);
         continue;
       }
       if (this.#connections.size + this.#connecting < this.#maxConnections) {
@@ -362,15 +456,32 @@ export class FcgiClient {
     return undefined;
   }
 
-  /** Takes a connection out of the idle list (it is about to be used). */
+  /** Takes a connection out of the idle list (it is about to be used, or it closed). */
   #take(connection: ClientConnection): void {
     const index = this.#idle.indexOf(connection);
     if (index >= 0) this.#idle.splice(index, 1);
-    clearTimeout(this.#idleTimers.get(connection));
-    this.#idleTimers.delete(connection);
   }
 
-  #open(waiter: Waiter): void {
+  /**
+   * Starts the connection's idle countdown again. One timer per connection, refreshed at each release
+   * rather than made and cleared per request; when it fires on a connection taken since and still
+   * busy, it does nothing, and the next release starts the countdown again.
+   */
+  #startIdleTimer(connection: ClientConnection): void {
+    if (this.#idleTimeout === 0) return;
+    const timer = this.#idleTimers.get(connection);
+    if (timer !== undefined) {
+      timer.refresh();
+      return;
+    }
+    const created = setTimeout(() => {
+      if (connection.isIdle && this.#idle.includes(connection)) void connection.close();
+    }, this.#idleTimeout);
+    created.unref();
+    this.#idleTimers.set(connection, created);
+  }
+
+  #open(waiter: PoolRequest): void {
     this.#connecting++;
     ClientConnection.connect(this.#target, {
       connectTimeout: this.#connectTimeout,
@@ -387,21 +498,21 @@ export class FcgiClient {
           this.#checkClosed();
         });
         if (this.#destroyed) {
-          if (!waiter.cancelled) waiter.fail(this.#closingError());
+          if (!waiter.cancelled) this.#fail(waiter, this.#closingError());
           connection.destroy();
           return;
         }
         // A waiter that gave up meanwhile leaves the connection to the pool.
         if (waiter.cancelled) this.#onRelease(connection);
         else {
-          waiter.start(connection, false);
+          this.#begin(waiter, connection, false);
           // With multiplexing, requests queued behind this one may share the new connection.
           this.#dispatch();
         }
       },
       (error: Error) => {
         this.#connecting--;
-        if (!waiter.cancelled) waiter.fail(error);
+        if (!waiter.cancelled) this.#fail(waiter, error);
         this.#dispatch();
         this.#checkClosed();
       },
@@ -417,14 +528,7 @@ export class FcgiClient {
       }
       if (!this.#idle.includes(connection)) {
         this.#idle.push(connection);
-        if (this.#idleTimeout > 0) {
-          const timer = setTimeout(() => {
-            this.#idleTimers.delete(connection);
-            if (connection.isIdle) void connection.close();
-          }, this.#idleTimeout);
-          timer.unref();
-          this.#idleTimers.set(connection, timer);
-        }
+        this.#startIdleTimer(connection);
       }
     }
     this.#dispatch();
@@ -433,6 +537,8 @@ export class FcgiClient {
   #forget(connection: ClientConnection): void {
     this.#connections.delete(connection);
     this.#take(connection);
+    clearTimeout(this.#idleTimers.get(connection));
+    this.#idleTimers.delete(connection);
   }
 
   #checkClosed(): void {

@@ -17,7 +17,6 @@ import {
   decodePairs,
   decodeUnknownType,
   encodeAbortRequest,
-  encodeBeginRequest,
   encodePairs,
   encodeRecord,
   paddingFor,
@@ -29,7 +28,7 @@ import {
 } from '../protocol/index.js';
 import { formatConnectTarget, parseConnectAddress, type ConnectAddress } from './address.js';
 import { CgiHeadParser, DEFAULT_MAX_HEAD_BYTES, type CgiHead } from './cgi-response.js';
-import { DEFAULT_MAX_STDERR_BYTES, FcgiRawResponse, FcgiResponse, StderrBuffer, type EndStatus } from './response.js';
+import { DEFAULT_MAX_STDERR_BYTES, FcgiRawResponse, FcgiResponse, RequestEnd, StderrBuffer, type EndStatus } from './response.js';
 
 
 function ignoreBodyError(): void {}
@@ -82,6 +81,12 @@ export interface RequestHandle<R extends FcgiRawResponse = FcgiRawResponse> {
   readonly responseStarted: boolean;
   /** True once a one-shot body or data stream was pulled from: the request cannot be sent again. */
   readonly bodyPulled: boolean;
+  /**
+   * What aborting the request's signal does, without a signal: fails the request with
+   * NODEFPM_CLIENT_ABORTED (`reason` as its cause) and sends FCGI_ABORT_REQUEST, or errors a body still
+   * being read. Does nothing once the body has ended or the request has failed.
+   */
+  abort(reason: unknown): void;
 }
 
 export interface ClientConnectionOptions {
@@ -160,12 +165,10 @@ interface RequestState {
   readonly head: CgiHeadParser | null;
   readonly body: Readable;
   readonly stderr: StderrBuffer;
-  readonly ended: Promise<EndStatus>;
+  readonly end: RequestEnd;
   readonly onStderr: ((chunk: Buffer) => void) | undefined;
   readonly resolve: (response: FcgiRawResponse) => void;
   readonly reject: (error: Error) => void;
-  readonly endResolve: (status: EndStatus) => void;
-  readonly endReject: (error: Error) => void;
   /** Resolves when the writer must stop (the request ended or failed); made only when a writer waits. */
   stopped: Promise<void> | null;
   stopResolve: (() => void) | null;
@@ -367,7 +370,7 @@ export class ClientConnection extends EventEmitter {
       throw new Error(`the connection to ${this.address} already carries ${this.#requests.size} request(s), its limit`);
     }
     const signal = options.signal;
-    if (signal?.aborted === true) throw abortedError(signal);
+    if (signal?.aborted === true) throw abortedError(signal.reason);
     const role = options.role ?? Role.Responder;
     if (!Number.isInteger(role) || role < 1 || role > 0xffff) {
       throw new NodefpmError('NODEFPM_INVALID_OPTION', `role must be an integer from 1 to 65535, got ${String(role)}`);
@@ -382,14 +385,6 @@ export class ClientConnection extends EventEmitter {
       resolve = res;
       reject = rej;
     });
-    let endResolve!: (status: EndStatus) => void;
-    let endReject!: (error: Error) => void;
-    const ended = new Promise<EndStatus>((res, rej) => {
-      endResolve = res;
-      endReject = rej;
-    });
-    // `ended` rejects whenever the request fails; whoever does not await it must not crash the process.
-    ended.catch(noop);
 
     const state: RequestState = {
       id,
@@ -416,12 +411,10 @@ export class ClientConnection extends EventEmitter {
         },
       }),
       stderr: new StderrBuffer(options.maxStderrBytes ?? DEFAULT_MAX_STDERR_BYTES),
-      ended,
+      end: new RequestEnd(),
       onStderr: options.onStderr,
       resolve,
       reject,
-      endResolve,
-      endReject,
       stopped: null,
       stopResolve: null,
       response: null,
@@ -461,18 +454,19 @@ export class ClientConnection extends EventEmitter {
         );
       }, timeout);
     }
+    const abort = (reason: unknown): void => {
+      if (!state.finished) this.#abandon(state, abortedError(reason), state.closeOnAbort);
+      else if (state.settled && state.failure === null && !state.body.destroyed && !state.body.readableEnded) {
+        // Ended, but the body is still being read: the caller no longer wants it.
+        state.failure = abortedError(reason);
+        state.body.destroy(state.failure);
+      }
+    };
     if (signal !== undefined) {
-      const onAbort = (): void => {
-        if (!state.finished) this.#abandon(state, abortedError(signal), state.closeOnAbort);
-        else if (state.settled && state.failure === null && !state.body.destroyed) {
-          // Ended, but the body is still being read: the caller no longer wants it.
-          state.failure = abortedError(signal);
-          state.body.destroy(state.failure);
-        }
-      };
+      const onAbort = (): void => abort(signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });
       state.body.once('close', () => signal.removeEventListener('abort', onAbort));
-      ended.then(
+      state.end.promise.then(
         () => {
           if (state.body.readableEnded) signal.removeEventListener('abort', onAbort);
         },
@@ -480,20 +474,11 @@ export class ClientConnection extends EventEmitter {
       );
     }
 
-    // Runs synchronously up to its first wait: BEGIN_REQUEST and PARAMS are on the socket when this returns.
-    void this.#writeRequest(state, pairs, role, keepConn ? KEEP_CONN : 0, options.body, options.data);
+    // BEGIN_REQUEST and PARAMS are on the socket when this returns (a streamed body follows as it drains).
+    this.#writeRequest(state, pairs, role, keepConn ? KEEP_CONN : 0, options.body, options.data);
     this.#updateFlow();
 
-    return {
-      requestId: id,
-      response,
-      get responseStarted() {
-        return state.receivedAny;
-      },
-      get bodyPulled() {
-        return state.bodyPulled;
-      },
-    };
+    return new StartedRequest(state, response, abort);
   }
 
   /**
@@ -679,7 +664,7 @@ export class ClientConnection extends EventEmitter {
     }
     state.finished = true;
     state.body.push(null);
-    state.endResolve(end);
+    state.end.resolve(end);
     stopWriter(state);
     this.#maybeRelease(state);
   }
@@ -688,9 +673,9 @@ export class ClientConnection extends EventEmitter {
     const parts = {
       requestId: state.id,
       body: state.body,
-      ended: state.ended,
+      end: state.end,
       stderr: state.stderr,
-      failure: () => state.failure,
+      progress: state,
     };
     const response = head === null ? new FcgiRawResponse(parts) : new FcgiResponse(parts, head);
     state.response = response;
@@ -714,7 +699,7 @@ export class ClientConnection extends EventEmitter {
     } else if (!state.body.destroyed) {
       state.body.destroy(error);
     }
-    state.endReject(error);
+    state.end.reject(error);
     stopWriter(state);
     return true;
   }
@@ -903,41 +888,53 @@ export class ClientConnection extends EventEmitter {
     return ok;
   }
 
-  async #writeRequest(
+  /**
+   * Writes the request. One whose STDIN and DATA are small and in memory (every bodiless GET) leaves
+   * in one write, here and now, with no async function and promise behind it; any other goes out
+   * through #pumpRequest.
+   */
+  #writeRequest(state: RequestState, pairs: Buffer, role: number, flags: number, body: BodySource, data: BodySource): void {
+    const id = state.id;
+    const sendData = role === Role.Filter || (data !== null && data !== undefined);
+    const bodyBytes = inMemory(body);
+    const dataBytes = sendData ? inMemory(data) : EMPTY;
+    if (bodyBytes === null || dataBytes === null || bodyBytes.length + dataBytes.length > COPY_LIMIT) {
+      void this.#pumpRequest(state, pairs, role, flags, bodyBytes ?? body, sendData, dataBytes ?? data);
+      return;
+    }
+    const size =
+      BEGIN_REQUEST_SIZE +
+      streamSize(pairs.length, true) +
+      streamSize(bodyBytes.length, true) +
+      (sendData ? streamSize(dataBytes.length, true) : 0);
+    const out = Buffer.allocUnsafe(size);
+    writeBeginRequest(out, id, role, flags);
+    let offset = writeStream(out, BEGIN_REQUEST_SIZE, RecordType.Params, id, pairs, true);
+    offset = writeStream(out, offset, RecordType.Stdin, id, bodyBytes, true);
+    if (sendData) writeStream(out, offset, RecordType.Data, id, dataBytes, true);
+    this.#write(out);
+    state.writerDone = true;
+    this.#maybeRelease(state);
+  }
+
+  /** Writes BEGIN_REQUEST and PARAMS, then pumps STDIN (and DATA) as the socket drains. */
+  async #pumpRequest(
     state: RequestState,
     pairs: Buffer,
     role: number,
     flags: number,
     body: BodySource,
+    sendData: boolean,
     data: BodySource,
   ): Promise<void> {
     const id = state.id;
-    const sendData = role === Role.Filter || (data !== null && data !== undefined);
     try {
-      const begin = encodeBeginRequest(id, role, flags);
-      const bodyBytes = inMemory(body);
-      const dataBytes = sendData ? inMemory(data) : EMPTY;
-      if (bodyBytes !== null && dataBytes !== null && bodyBytes.length + dataBytes.length <= COPY_LIMIT) {
-        // The common small request: one buffer, one write.
-        const size =
-          begin.length +
-          streamSize(pairs.length, true) +
-          streamSize(bodyBytes.length, true) +
-          (sendData ? streamSize(dataBytes.length, true) : 0);
-        const out = Buffer.allocUnsafe(size);
-        out.set(begin, 0);
-        let offset = writeStream(out, begin.length, RecordType.Params, id, pairs, true);
-        offset = writeStream(out, offset, RecordType.Stdin, id, bodyBytes, true);
-        if (sendData) writeStream(out, offset, RecordType.Data, id, dataBytes, true);
-        this.#write(out);
-        return;
-      }
-      const head = Buffer.allocUnsafe(begin.length + streamSize(pairs.length, true));
-      head.set(begin, 0);
-      writeStream(head, begin.length, RecordType.Params, id, pairs, true);
+      const head = Buffer.allocUnsafe(BEGIN_REQUEST_SIZE + streamSize(pairs.length, true));
+      writeBeginRequest(head, id, role, flags);
+      writeStream(head, BEGIN_REQUEST_SIZE, RecordType.Params, id, pairs, true);
       this.#write(head);
-      await this.#sendStream(state, RecordType.Stdin, bodyBytes ?? body);
-      if (sendData && !state.isStopped) await this.#sendStream(state, RecordType.Data, dataBytes ?? data);
+      await this.#sendStream(state, RecordType.Stdin, body);
+      if (sendData && !state.isStopped) await this.#sendStream(state, RecordType.Data, data);
     } catch (error) {
       if (!state.isStopped) {
         this.#abandon(
@@ -995,6 +992,36 @@ export class ClientConnection extends EventEmitter {
   }
 }
 
+/**
+ * What startRequest returns. A class with getters on its prototype, not an object literal with getters
+ * of its own: V8 keeps a literal's accessors in the object's hidden class, so fresh closures give every
+ * handle a hidden class of its own; those live in the old generation, and through them each request's
+ * closures and all they hold (its state, stream, promises, response) survived young collections and
+ * were promoted. Measured on a hello world through the HTTP front: the client's CPU time per request
+ * nearly halved without them.
+ */
+class StartedRequest implements RequestHandle {
+  readonly requestId: number;
+  readonly response: Promise<FcgiRawResponse>;
+  readonly abort: (reason: unknown) => void;
+  readonly #state: RequestState;
+
+  constructor(state: RequestState, response: Promise<FcgiRawResponse>, abort: (reason: unknown) => void) {
+    this.requestId = state.id;
+    this.response = response;
+    this.abort = abort;
+    this.#state = state;
+  }
+
+  get responseStarted(): boolean {
+    return this.#state.receivedAny;
+  }
+
+  get bodyPulled(): boolean {
+    return this.#state.bodyPulled;
+  }
+}
+
 /** Tells the request's writer to stop: it checks isStopped after every wait, and wakes if it is waiting. */
 function stopWriter(state: RequestState): void {
   state.isStopped = true;
@@ -1012,6 +1039,21 @@ function whenStopped(state: RequestState): Promise<void> {
   return state.stopped;
 }
 
+/** BEGIN_REQUEST: a header and an 8-byte body. */
+const BEGIN_REQUEST_SIZE = 16;
+
+/**
+ * Writes BEGIN_REQUEST at the start of `out`, the buffer of the request's first write (encodeBeginRequest
+ * would allocate a zero-filled buffer of its own, only to be copied).
+ */
+function writeBeginRequest(out: Buffer, id: number, role: number, flags: number): void {
+  writeHeader(out, 0, RecordType.BeginRequest, id, 8, 0);
+  out[8] = (role >>> 8) & 0xff;
+  out[9] = role & 0xff;
+  out[10] = flags;
+  out.fill(0, 11, BEGIN_REQUEST_SIZE);
+}
+
 /** Encodes a non-empty chunk as stream records without the terminator. */
 function writeRecords(type: number, id: number, chunk: Buffer): Buffer {
   const out = Buffer.allocUnsafe(streamSize(chunk.length, false));
@@ -1019,8 +1061,7 @@ function writeRecords(type: number, id: number, chunk: Buffer): Buffer {
   return out;
 }
 
-function abortedError(signal: AbortSignal): NodefpmError {
-  const reason: unknown = signal.reason;
+function abortedError(reason: unknown): NodefpmError {
   const detail = reason instanceof Error ? `: ${reason.message}` : '';
   return new NodefpmError('NODEFPM_CLIENT_ABORTED', `the request was aborted${detail}`, { cause: reason });
 }

@@ -1,6 +1,6 @@
 // The FastCGI client's public API: the pooled FcgiClient, single connections, responses, addresses and the CGI head parser.
 
-export { FcgiClient, createClient, type FcgiClientOptions, type FcgiClientStats, type FcgiRequestOptions } from './client.js';
+export { FcgiClient, createClient, type FcgiClientOptions, type FcgiClientStats, type FcgiRequestHandle, type FcgiRequestOptions } from './client.js';
 export {
   ClientConnection,
   DEFAULT_VALUE_NAMES,

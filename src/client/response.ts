@@ -23,7 +23,8 @@ export const DEFAULT_MAX_STDERR_BYTES = 1024 * 1024;
  */
 export class StderrBuffer {
   readonly #limit: number;
-  readonly #decoder = new StringDecoder('utf8');
+  /** Made at the first byte: most requests send no stderr, and a StringDecoder allocates a buffer of its own. */
+  #decoder: StringDecoder | null = null;
   #text = '';
   #keptBytes = 0;
   #droppedBytes = 0;
@@ -34,6 +35,7 @@ export class StderrBuffer {
 
   /** Adds bytes; returns their text (for the 'stderr' event). */
   append(chunk: Buffer): string {
+    this.#decoder ??= new StringDecoder('utf8');
     const text = this.#decoder.write(chunk);
     const room = this.#limit - this.#keptBytes;
     if (chunk.length <= room) {
@@ -59,14 +61,69 @@ export class StderrBuffer {
   }
 }
 
+const noop = (): void => {};
+
+/**
+ * The end of one request, as the connection learns it: END_REQUEST's statuses, or the error that ended
+ * it. It becomes a promise only when someone asks (`response.ended`): most callers never do, and two
+ * promises per request, with the handler that keeps a rejection from going unhandled, are not free.
+ * @internal shared by the connection and the response.
+ */
+export class RequestEnd {
+  #status: EndStatus | null = null;
+  #error: Error | null = null;
+  #promise: Promise<EndStatus> | null = null;
+  #resolve: ((status: EndStatus) => void) | null = null;
+  #reject: ((error: Error) => void) | null = null;
+
+  /** The request ended with END_REQUEST. Only the first of resolve() and reject() counts. */
+  resolve(status: EndStatus): void {
+    if (this.#status !== null || this.#error !== null) return;
+    this.#status = status;
+    this.#resolve?.(status);
+  }
+
+  /** The request failed. */
+  reject(error: Error): void {
+    if (this.#status !== null || this.#error !== null) return;
+    this.#error = error;
+    this.#reject?.(error);
+  }
+
+  /** Resolves at END_REQUEST, rejects with the error that ended the request otherwise; never unhandled. */
+  get promise(): Promise<EndStatus> {
+    if (this.#promise === null) {
+      if (this.#status !== null) this.#promise = Promise.resolve(this.#status);
+      else if (this.#error !== null) this.#promise = Promise.reject(this.#error);
+      else {
+        this.#promise = new Promise<EndStatus>((resolve, reject) => {
+          this.#resolve = resolve;
+          this.#reject = reject;
+        });
+      }
+      // It rejects whenever the request fails: whoever does not await it must not crash the process.
+      this.#promise.catch(noop);
+    }
+    return this.#promise;
+  }
+}
+
 /** @internal how the connection hands a response its parts. */
 export interface ResponseParts {
   requestId: number;
   body: Readable;
-  ended: Promise<EndStatus>;
+  end: RequestEnd;
   stderr: StderrBuffer;
+  /** The request's state as it goes on (the connection's own record, read, never written). */
+  progress: RequestProgress;
+}
+
+/** @internal what a response reads of its request's state. */
+export interface RequestProgress {
   /** The error that ended the request early, if any: bytes() and text() report it rather than a bare premature close. */
-  failure: () => Error | null;
+  readonly failure: Error | null;
+  /** END_REQUEST came: no more STDOUT will be pushed to the body. */
+  readonly endReceived: boolean;
 }
 
 export interface FcgiRawResponse {
@@ -94,10 +151,9 @@ export class FcgiRawResponse extends EventEmitter {
    * buffered instead, so that a slow reader cannot stall its neighbours (its memory is the price).
    */
   readonly body: Readable;
-  /** Resolves at FCGI_END_REQUEST; rejects with the error that ended the request otherwise. Never unhandled. */
-  readonly ended: Promise<EndStatus>;
+  readonly #end: RequestEnd;
   readonly #stderr: StderrBuffer;
-  readonly #failure: () => Error | null;
+  readonly #progress: RequestProgress;
   #consumed = false;
 
   /** @internal made by the client connection. */
@@ -105,9 +161,22 @@ export class FcgiRawResponse extends EventEmitter {
     super();
     this.requestId = parts.requestId;
     this.body = parts.body;
-    this.ended = parts.ended;
+    this.#end = parts.end;
     this.#stderr = parts.stderr;
-    this.#failure = parts.failure;
+    this.#progress = parts.progress;
+  }
+
+  /** Resolves at FCGI_END_REQUEST; rejects with the error that ended the request otherwise. Never unhandled. */
+  get ended(): Promise<EndStatus> {
+    return this.#end.promise;
+  }
+
+  /**
+   * True once the request ended well (END_REQUEST came): what is left of STDOUT is all in `body`,
+   * buffered (`body.readableLength` bytes, unless read meanwhile), and nothing more will come.
+   */
+  get complete(): boolean {
+    return this.#progress.endReceived && this.#progress.failure === null;
   }
 
   /** FCGI_STDERR text received so far (decoded as UTF-8), up to maxStderrBytes. */
@@ -129,7 +198,7 @@ export class FcgiRawResponse extends EventEmitter {
     const body = this.body;
     if (body.destroyed && !body.readableEnded) {
       // Destroyed already: its 'close' has been emitted, so waiting for it would wait forever.
-      throw this.#failure() ?? body.errored ?? new NodefpmError('NODEFPM_CLIENT_ABORTED', 'the response body was destroyed before its end');
+      throw this.#progress.failure ?? body.errored ?? new NodefpmError('NODEFPM_CLIENT_ABORTED', 'the response body was destroyed before its end');
     }
     // Plain listeners rather than an async iterator: this is the path every small response takes.
     return new Promise((resolve, reject) => {
@@ -140,10 +209,10 @@ export class FcgiRawResponse extends EventEmitter {
         length += chunk.length;
       });
       body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)));
-      body.once('error', (error) => reject(this.#failure() ?? error));
+      body.once('error', (error) => reject(this.#progress.failure ?? error));
       body.once('close', () => {
         if (!body.readableEnded) {
-          reject(this.#failure() ?? new NodefpmError('NODEFPM_CLIENT_ABORTED', 'the response body was destroyed before its end'));
+          reject(this.#progress.failure ?? new NodefpmError('NODEFPM_CLIENT_ABORTED', 'the response body was destroyed before its end'));
         }
       });
     });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { TextDecoder } from 'node:util';
 import { FcgiClient, type FcgiClientOptions, type FcgiClientStats } from '../client/client.js';
 import type { ConnectAddress } from '../client/address.js';
 import type { BodySource } from '../client/connection.js';
@@ -96,6 +97,8 @@ const DEFAULTS = {
   headTimeout: 60_000,
   maxConnections: 16,
 };
+/** A response body already complete when its head is relayed is sent in one piece up to this size. */
+const WHOLE_BODY_BYTES = 64 * 1024;
 /** Longest STDERR line logged as one entry: a line without an end is flushed at this size. */
 const MAX_STDERR_LINE = 8 * 1024;
 
@@ -201,6 +204,52 @@ function relay(body: Readable, res: ServerResponse, declared: number | null, mar
   });
 }
 
+function ignore(): void {}
+
+const NO_EXTRA: ReadonlyArray<readonly [string, string]> = [];
+
+/** What goes to FCGI_STDIN, and CONTENT_LENGTH to go with it. */
+interface RequestBody {
+  body: BodySource;
+  contentLength: string;
+}
+
+/** The FCGI_STDERR of one request, logged line by line as it arrives (a line without an end is cut at MAX_STDERR_LINE). */
+class StderrLog {
+  readonly #log: Logger;
+  readonly #fields: LogFields;
+  readonly #decoder = new TextDecoder('utf-8');
+  #line = '';
+
+  constructor(log: Logger, fields: LogFields) {
+    this.#log = log;
+    this.#fields = fields;
+  }
+
+  push(chunk: Buffer): void {
+    this.#line += this.#decoder.decode(chunk, { stream: true });
+    this.flush(false);
+  }
+
+  /** Logs the complete lines; with `final`, the rest too. */
+  flush(final: boolean): void {
+    let newline = this.#line.indexOf('\n');
+    while (newline >= 0 || this.#line.length > MAX_STDERR_LINE || (final && this.#line !== '')) {
+      const end = newline >= 0 ? newline : Math.min(this.#line.length, MAX_STDERR_LINE);
+      const line = this.#line.slice(0, end).replace(/\r$/, '');
+      this.#line = this.#line.slice(newline >= 0 ? end + 1 : end);
+      if (line !== '') this.#log.warn(`FastCGI sent in stderr: ${line}`, this.#fields);
+      newline = this.#line.indexOf('\n');
+    }
+  }
+
+  /** Logs the rest when the request ends, well or not. */
+  flushAtEnd(response: FcgiResponse): void {
+    const flush = (): void => this.flush(true);
+    response.ended.then(flush, flush);
+  }
+}
+
 /** Per-request state the steps share. */
 interface Exchange {
   req: IncomingMessage;
@@ -208,7 +257,8 @@ interface Exchange {
   /** Log fields: method, uri, client. */
   fields: LogFields;
   expectContinue: boolean;
-  controller: AbortController;
+  /** Aborts the FastCGI request, once there is one. */
+  abort: ((reason: Error) => void) | null;
   /** Set when the HTTP client went away: nothing more can be answered. */
   clientGone: boolean;
   /** Set when the front itself cut the response (the app failed after the head went out). */
@@ -382,12 +432,13 @@ export class Gateway {
       res,
       fields: { method: req.method, uri: req.url, client: req.socket.remoteAddress ?? 'unix:' },
       expectContinue,
-      controller: new AbortController(),
+      abort: null,
       clientGone: false,
       cut: false,
       spooled: null,
     };
-    res.once('close', () => {
+    // 'close' comes once: `on` spares the wrapper `once` would make per request.
+    res.on('close', () => {
       this.#stats.active--;
       if (!res.writableFinished) {
         if (!exchange.cut) {
@@ -395,7 +446,7 @@ export class Gateway {
           this.#stats.clientAborts++;
         }
         // Either way the app's request is no longer wanted.
-        exchange.controller.abort(new Error(exchange.cut ? 'the front cut the response' : 'the HTTP client closed the connection'));
+        exchange.abort?.(new Error(exchange.cut ? 'the front cut the response' : 'the HTTP client closed the connection'));
       }
       void exchange.spooled?.dispose();
       if (!req.complete && !req.destroyed) {
@@ -415,38 +466,46 @@ export class Gateway {
     this.#serve(exchange).catch((error: unknown) => this.#answerError(exchange, error));
   }
 
-  async #serve(exchange: Exchange): Promise<void> {
-    const { req, res } = exchange;
-    const target = parseTarget(req.url ?? '/');
-    let script: ScriptParams | null = null;
-    if (this.#script !== null) {
-      const rawPath = target.requestUri.split('?', 1)[0]!;
-      const route = await resolveScript(this.#documentRoot, target.path, rawPath, target.queryString, this.#script);
-      switch (route.kind) {
-        case 'script':
-          script = route.params;
-          break;
-        case 'static':
-          if (req.method !== 'GET' && req.method !== 'HEAD') {
-            res.setHeader('Allow', 'GET, HEAD');
-            throw new NodefpmError('NODEFPM_GATEWAY_METHOD', `${req.method} is not allowed on the static file ${target.path}`);
-          }
-          this.#stats.staticFiles++;
-          await sendFile(req, res, route.file, route.stats);
-          return;
-        case 'redirect':
-          res.writeHead(301, { Location: route.location, 'Content-Type': 'text/plain; charset=utf-8' });
-          res.end(`301 Moved Permanently: ${route.location}\n`);
-          return;
-        case 'not-found':
-          throw new NodefpmError('NODEFPM_GATEWAY_NOT_FOUND', route.reason);
-      }
+  /** Serves one request. Fails only through the promise (a bad target included). */
+  #serve(exchange: Exchange): Promise<void> {
+    let target: ParsedTarget;
+    try {
+      target = parseTarget(exchange.req.url ?? '/');
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    await this.#forward(exchange, target, script);
+    // App mode forwards every request: no step in between.
+    return this.#script === null ? this.#forward(exchange, target, null) : this.#serveScript(exchange, target, this.#script);
   }
 
-  /** What goes to FCGI_STDIN, and CONTENT_LENGTH to go with it. */
-  async #body(exchange: Exchange): Promise<{ body: BodySource; contentLength: string }> {
+  /** Script mode: a script goes to the app, a static file is served here, anything else is a 301 or a 404. */
+  async #serveScript(exchange: Exchange, target: ParsedTarget, options: ResolvedScriptOptions): Promise<void> {
+    const { req, res } = exchange;
+    const rawPath = target.requestUri.split('?', 1)[0]!;
+    const route = await resolveScript(this.#documentRoot, target.path, rawPath, target.queryString, options);
+    switch (route.kind) {
+      case 'script':
+        await this.#forward(exchange, target, route.params);
+        return;
+      case 'static':
+        if (req.method !== 'GET' && req.method !== 'HEAD') {
+          res.setHeader('Allow', 'GET, HEAD');
+          throw new NodefpmError('NODEFPM_GATEWAY_METHOD', `${req.method} is not allowed on the static file ${target.path}`);
+        }
+        this.#stats.staticFiles++;
+        await sendFile(req, res, route.file, route.stats);
+        return;
+      case 'redirect':
+        res.writeHead(301, { Location: route.location, 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end(`301 Moved Permanently: ${route.location}\n`);
+        return;
+      case 'not-found':
+        throw new NodefpmError('NODEFPM_GATEWAY_NOT_FOUND', route.reason);
+    }
+  }
+
+  /** What goes to FCGI_STDIN, and CONTENT_LENGTH to go with it: a promise only when the body is spooled first. */
+  #body(exchange: Exchange): RequestBody | Promise<RequestBody> {
     const { req, res } = exchange;
     const declared = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;
@@ -458,8 +517,10 @@ export class Gateway {
     }
     if (chunked && this.#bufferChunked) {
       sendContinue?.();
-      exchange.spooled = await spoolBody(req, this.#maxBodyBytes, this.#bodyMemoryBytes, this.#tempDir);
-      return { body: exchange.spooled.open(), contentLength: String(exchange.spooled.length) };
+      return spoolBody(req, this.#maxBodyBytes, this.#bodyMemoryBytes, this.#tempDir).then((spooled) => {
+        exchange.spooled = spooled;
+        return { body: spooled.open(), contentLength: String(spooled.length) };
+      });
     }
     // nginx unbuffered: a chunked body streams with CONTENT_LENGTH="" (and HTTP_TRANSFER_ENCODING kept).
     if (chunked) return { body: countedBody(req, this.#maxBodyBytes, sendContinue), contentLength: '' };
@@ -467,14 +528,14 @@ export class Gateway {
     return { body: undefined, contentLength: declared ?? '' };
   }
 
-  #extraParams(req: IncomingMessage): Array<readonly [string, string]> {
+  #extraParams(req: IncomingMessage): ReadonlyArray<readonly [string, string]> {
     const extra = this.#extra;
-    if (extra === undefined) return [];
+    if (extra === undefined) return NO_EXTRA;
     return Object.entries(typeof extra === 'function' ? extra(req) : extra);
   }
 
   async #forward(exchange: Exchange, target: ParsedTarget, script: ScriptParams | null): Promise<void> {
-    const { req, controller } = exchange;
+    const { req } = exchange;
     const socket = req.socket;
     const unix = socket.remoteAddress === undefined && socket.localAddress === undefined;
     const settings = {
@@ -498,50 +559,48 @@ export class Gateway {
     };
     // Built once before the body is read, so a bad Host is refused without taking the upload.
     const params = buildParams(http, script, settings);
-    const { body, contentLength } = await this.#body(exchange);
+    const pending = this.#body(exchange);
+    // A bodiless request (and one streamed) goes on at once; only a spooled one waits here.
+    const { body, contentLength } = pending instanceof Promise ? await pending : pending;
     const lengthParam = params.find((pair) => pair[0] === 'CONTENT_LENGTH');
     if (lengthParam !== undefined) lengthParam[1] = contentLength;
     if (exchange.clientGone) return;
 
-    let stderrLine = '';
-    const flushStderr = (final: boolean): void => {
-      let newline = stderrLine.indexOf('\n');
-      while (newline >= 0 || stderrLine.length > MAX_STDERR_LINE || (final && stderrLine !== '')) {
-        const end = newline >= 0 ? newline : Math.min(stderrLine.length, MAX_STDERR_LINE);
-        const line = stderrLine.slice(0, end).replace(/\r$/, '');
-        stderrLine = stderrLine.slice(newline >= 0 ? end + 1 : end);
-        if (line !== '') this.#log.warn(`FastCGI sent in stderr: ${line}`, { ...exchange.fields, upstream: this.client.address });
-        newline = stderrLine.indexOf('\n');
-      }
-    };
-    const decoder = new TextDecoder('utf-8');
+    // Made at the first STDERR byte: most requests have none. What is left of a last line without an
+    // end is logged when the request ends (or fails).
+    // (Typed through `as`: assigned in the callback, it must not be narrowed to null below.)
+    let stderr = null as StderrLog | null;
+    let response: FcgiResponse | null = null;
     const onStderr = (chunk: Buffer): void => {
-      stderrLine += decoder.decode(chunk, { stream: true });
-      flushStderr(false);
+      if (stderr === null) {
+        stderr = new StderrLog(this.#log, { ...exchange.fields, upstream: this.client.address });
+        if (response !== null) stderr.flushAtEnd(response);
+      }
+      stderr.push(chunk);
     };
 
+    this.#stats.forwarded++;
+    // startRequest rather than a signal: an AbortSignal and its listeners cost microseconds on every request.
+    const request = this.client.startRequest({
+      params,
+      body,
+      onStderr,
+      closeOnAbort: this.#closeOnAbort,
+      keepConn: this.#closeAfterUnsizedBody && body !== undefined && contentLength === '' ? false : undefined,
+    });
+    exchange.abort = request.abort;
     let timedOut = false;
     const timer =
       this.#headTimeout > 0
         ? setTimeout(() => {
             timedOut = true;
-            controller.abort(new Error(`no CGI head within headTimeout (${this.#headTimeout} ms)`));
+            request.abort(new Error(`no CGI head within headTimeout (${this.#headTimeout} ms)`));
           }, this.#headTimeout)
         : undefined;
-
-    this.#stats.forwarded++;
-    let response: FcgiResponse;
     try {
-      response = await this.client.request({
-        params,
-        body,
-        signal: controller.signal,
-        onStderr,
-        closeOnAbort: this.#closeOnAbort,
-        keepConn: this.#closeAfterUnsizedBody && body !== undefined && contentLength === '' ? false : undefined,
-      });
+      response = await request.response;
     } catch (error) {
-      flushStderr(true);
+      stderr?.flush(true);
       if (exchange.clientGone) {
         this.#log.info('HTTP client closed the connection before the response; FastCGI request aborted', exchange.fields);
         return;
@@ -555,54 +614,31 @@ export class Gateway {
     } finally {
       clearTimeout(timer);
     }
-    response.ended.then(
-      () => flushStderr(true),
-      () => flushStderr(true),
-    );
+    stderr?.flushAtEnd(response);
     // The client decides whether to emit a body error when it destroys the body, and emits it a tick
     // later: a listener removed in between (relay is done) would leave it unhandled. Failures are seen
     // through relay and `ended`; this one only keeps a late error from crashing the process.
-    response.body.on('error', () => {});
+    response.body.on('error', ignore);
     if (exchange.clientGone) {
       response.body.destroy();
       return;
     }
-    await this.#respond(exchange, response);
+    const rest = this.#respond(exchange, response);
+    if (rest !== undefined) await rest;
   }
 
-  /** Relays the CGI response: head, then body with backpressure; or the file X-Accel-Redirect / X-Sendfile names. */
-  async #respond(exchange: Exchange, response: FcgiResponse): Promise<void> {
+  /**
+   * Relays the CGI response: head, then body with backpressure; or the file X-Accel-Redirect /
+   * X-Sendfile names. Returns the promise of what is left to do, if anything: a response with no body
+   * to send, or whose small body is all here already, is done when this returns (no promise to make).
+   */
+  #respond(exchange: Exchange, response: FcgiResponse): Promise<void> | undefined {
     const { req, res } = exchange;
     if (this.#sendfile !== null) {
       const accel = response.headers['x-accel-redirect'];
       const sendfile = response.headers['x-sendfile'] ?? response.headers['x-lighttpd-send-file'];
-      if (typeof accel === 'string' && this.#sendfile.accel.length > 0) {
-        // The app's body is not wanted: drop it (its request still ends normally, and its connection is kept).
-        response.body.destroy();
-        const { file, stats } = await accelFile(accel, this.#sendfile);
-        const headers: OutgoingHttpHeaders = {};
-        for (const [name, value] of response.rawHeaders) {
-          const lower = name.toLowerCase();
-          if (ACCEL_KEPT.has(lower)) headers[lower] = lower === 'set-cookie' ? [...((headers[lower] as string[] | undefined) ?? []), value] : value;
-        }
-        this.#stats.sentFiles++;
-        await sendFile(req, res, file, stats, { headers });
-        return;
-      }
-      if (typeof sendfile === 'string' && this.#sendfile.roots.length > 0) {
-        response.body.destroy();
-        const { file, stats } = await sendfileFile(sendfile, this.#sendfile);
-        const headers: OutgoingHttpHeaders = {};
-        for (const [name, value] of response.rawHeaders) {
-          const lower = name.toLowerCase();
-          if (RESPONSE_DROPPED.has(lower) || lower === 'x-sendfile' || lower === 'x-lighttpd-send-file') continue;
-          headers[lower] = lower === 'set-cookie' ? [...((headers[lower] as string[] | undefined) ?? []), value] : value;
-        }
-        this.#stats.sentFiles++;
-        // lighttpd keeps the app's status and headers, and sends the file as the body.
-        await sendFile(req, res, file, stats, { status: response.status, statusText: response.statusText, headers });
-        return;
-      }
+      if (typeof accel === 'string' && this.#sendfile.accel.length > 0) return this.#sendAccelFile(exchange, response, accel, this.#sendfile);
+      if (typeof sendfile === 'string' && this.#sendfile.roots.length > 0) return this.#sendFileNamed(exchange, response, sendfile, this.#sendfile);
     }
     if (!this.#warnedPassThrough && (response.headers['x-accel-redirect'] !== undefined || response.headers['x-sendfile'] !== undefined)) {
       this.#warnedPassThrough = true;
@@ -632,10 +668,51 @@ export class Gateway {
       // No body goes out: drop the app's rather than pull it through for nothing.
       response.body.destroy();
       res.end();
-      return;
+      return undefined;
     }
+    const body = response.body;
+    if (response.complete && body.readableLength <= WHOLE_BODY_BYTES && (declared === null || body.readableLength === declared)) {
+      // The whole body came with END_REQUEST (a small response): it goes out with the head in one write,
+      // without the stream plumbing of relay. A body at odds with its Content-Length is left to relay.
+      const whole = body.read() as Buffer | null;
+      res.end(whole ?? undefined);
+      return undefined;
+    }
+    return this.#relayBody(exchange, body, declared);
+  }
+
+  /** X-Accel-Redirect: the file instead of the app's body, with the few headers nginx keeps. */
+  async #sendAccelFile(exchange: Exchange, response: FcgiResponse, accel: string, mapping: ResolvedSendfile): Promise<void> {
+    // The app's body is not wanted: drop it (its request still ends normally, and its connection is kept).
+    response.body.destroy();
+    const { file, stats } = await accelFile(accel, mapping);
+    const headers: OutgoingHttpHeaders = {};
+    for (const [name, value] of response.rawHeaders) {
+      const lower = name.toLowerCase();
+      if (ACCEL_KEPT.has(lower)) headers[lower] = lower === 'set-cookie' ? [...((headers[lower] as string[] | undefined) ?? []), value] : value;
+    }
+    this.#stats.sentFiles++;
+    await sendFile(exchange.req, exchange.res, file, stats, { headers });
+  }
+
+  /** X-Sendfile: the file as the body, under the app's status and headers (as lighttpd does). */
+  async #sendFileNamed(exchange: Exchange, response: FcgiResponse, sendfile: string, mapping: ResolvedSendfile): Promise<void> {
+    response.body.destroy();
+    const { file, stats } = await sendfileFile(sendfile, mapping);
+    const headers: OutgoingHttpHeaders = {};
+    for (const [name, value] of response.rawHeaders) {
+      const lower = name.toLowerCase();
+      if (RESPONSE_DROPPED.has(lower) || lower === 'x-sendfile' || lower === 'x-lighttpd-send-file') continue;
+      headers[lower] = lower === 'set-cookie' ? [...((headers[lower] as string[] | undefined) ?? []), value] : value;
+    }
+    this.#stats.sentFiles++;
+    await sendFile(exchange.req, exchange.res, file, stats, { status: response.status, statusText: response.statusText, headers });
+  }
+
+  /** The body after the head, with backpressure; a failure once the head is out can only cut the response. */
+  async #relayBody(exchange: Exchange, body: Readable, declared: number | null): Promise<void> {
     try {
-      await relay(response.body, res, declared, () => {
+      await relay(body, exchange.res, declared, () => {
         exchange.cut = true;
       });
     } catch (error) {
