@@ -11,8 +11,11 @@
 //
 // The framework scenarios (express, hono) compare one app on Node's own http server, loaded over
 // HTTP/1.1 keep-alive, with the same app over nodefpm, loaded over FastCGI: each server gets the load
-// generator's mode for its protocol, with the same connections. Workers would be runs of one scenario:
-// runs: [1, 2, 4].map((n) => ({ label: `${n} workers`, server: 'pool', args: [`--workers=${n}`] })).
+// generator's mode for its protocol, with the same connections.
+//
+// The workers scenario is the hello world on 1, 2 and 4 pool workers against the same handler in one
+// process; the front scenario is HTTP through the built-in front (the app in the same process, and
+// in 2 workers) against the same handler on Node's own http server.
 
 const MiB = 1024 * 1024;
 
@@ -37,6 +40,12 @@ export const servers = {
   'hono-http': { script: 'servers/hono-http.mjs' },
   'hono-http-tcp': { script: 'servers/hono-http.mjs', listen: 'tcp' },
   'hono-nodefpm': { script: 'servers/hono-nodefpm.mjs' },
+  pool1: { script: 'servers/pool.mjs', args: () => ['--workers=1'] },
+  pool2: { script: 'servers/pool.mjs', args: () => ['--workers=2'] },
+  pool4: { script: 'servers/pool.mjs', args: () => ['--workers=4'] },
+  'http-hello': { script: 'servers/http-hello.mjs' },
+  'http-front': { script: 'servers/http-front.mjs' },
+  'http-front-pool2': { script: 'servers/http-front.mjs', args: () => ['--workers=2'] },
 };
 
 const sizeText = (bytes) => (bytes >= 1024 * MiB ? `${bytes / (1024 * MiB)} GiB` : `${bytes / MiB} MiB`);
@@ -74,6 +83,31 @@ export const scenarios = [
       { label: 'node:http, TCP', server: 'hono-http-tcp', load: { protocol: 'http' } },
     ],
     targets: [{ run: 'nodefpm', metric: 'rps', ratioAtLeast: 1 }],
+  },
+  {
+    id: 'workers',
+    title: () => 'pool workers, hello world GET (32 conns)',
+    load: () => ({ connections: 32 }),
+    runs: [
+      { label: 'one process', server: 'hello' },
+      { label: '1 worker', server: 'pool1' },
+      { label: '2 workers', server: 'pool2' },
+      { label: '4 workers', server: 'pool4' },
+    ],
+    // No target: what workers add depends on the cores left once the load generator has one. The
+    // master only accepts nothing (workers accept on the shared socket), so 1 worker ~ one process.
+  },
+  {
+    id: 'front',
+    title: () => 'HTTP front, hello world GET over HTTP/1.1 (32 conns)',
+    load: () => ({ connections: 32, protocol: 'http' }),
+    runs: [
+      { label: 'node:http', server: 'http-hello' },
+      { label: 'front + app, 1 process', server: 'http-front' },
+      { label: 'front + 2 workers', server: 'http-front-pool2' },
+    ],
+    // No target: the front parses HTTP, then the app parses FastCGI, where Node's http does the
+    // first only. The ratio is the price of trying an app without a web server.
   },
   {
     id: 'post64k',
