@@ -321,16 +321,25 @@ static void build_fcgi_request(void) {
   add_segment(tail, tail_len, 1);
 }
 
+/* The browser's headers the FastCGI request carries as HTTP_* params (build_params): the HTTP request
+   sends the same, so both servers are given the same request. */
+#define BROWSER_HEADERS                                                                   \
+  "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" \
+  "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"          \
+  "Accept-Language: en-US,en;q=0.5\r\n"                                                  \
+  "Accept-Encoding: gzip, deflate, br\r\n"                                               \
+  "Connection: keep-alive\r\n"
+
 static void build_http_request(void) {
   char *head = malloc(2048);
   int n;
   if (body_size > 0)
     n = snprintf(head, 2048,
-                 "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: fcgi-bench\r\nAccept: */*\r\n"
+                 "POST %s HTTP/1.1\r\nHost: %s\r\n" BROWSER_HEADERS
                  "Content-Type: application/octet-stream\r\nContent-Length: %lld\r\n\r\n",
                  uri, host_header, body_size);
   else
-    n = snprintf(head, 2048, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: fcgi-bench\r\nAccept: */*\r\n\r\n", uri, host_header);
+    n = snprintf(head, 2048, "GET %s HTTP/1.1\r\nHost: %s\r\n" BROWSER_HEADERS "\r\n", uri, host_header);
   size_t block_len = 262144;
   unsigned char *block = body_pattern(block_len);
   if (body_size <= (long long)block_len) {
