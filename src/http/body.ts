@@ -56,13 +56,28 @@ export class Body implements AsyncIterable<Buffer> {
     return this.#stream.read();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
-    try {
-      for (let chunk = await this.read(); chunk !== null; chunk = await this.read()) yield chunk;
-    } finally {
-      // Leaving the loop early means the rest is not wanted; drop it so the connection keeps flowing.
-      if (!this.#stream.finished) this.#stream.discard();
-    }
+  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
+    // Written out rather than an async generator: each chunk then costs one promise (the stream's),
+    // where a generator over read() made three, and this is the path every streamed body takes.
+    const stream = this.#stream;
+    const iterator: AsyncIterableIterator<Buffer> = {
+      next: () => {
+        const leftover = this.#leftover;
+        if (leftover !== null) {
+          this.#leftover = null;
+          return Promise.resolve({ value: leftover, done: false });
+        }
+        return stream.next();
+      },
+      // Leaving the loop early (break, return, throw) means the rest is not wanted: drop it so the
+      // connection keeps flowing.
+      return: () => {
+        if (!stream.finished) stream.discard();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   /** The rest of the body in one Buffer, at most `limit` bytes (default bodyLimit), else 413. */
