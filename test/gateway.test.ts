@@ -27,6 +27,7 @@ import {
 } from '../src/protocol/index.js';
 import { captureLogger, type CaptureLogger } from './helpers/log-capture.js';
 import { startServer, tempDir, type TestServer } from './helpers/servers.js';
+import { request, write, type HttpResult } from './helpers/http-request.js';
 
 const MiB = 1024 * 1024;
 const TIMEOUT = 120_000;
@@ -301,52 +302,6 @@ async function withGateway(
     await gateway?.close({ timeout: 2000 });
     await backend.close();
   }
-}
-
-interface HttpResult {
-  status: number;
-  statusMessage: string;
-  headers: http.IncomingHttpHeaders;
-  rawHeaders: string[];
-  body: Buffer;
-}
-
-interface RequestSpec {
-  method?: string;
-  headers?: http.OutgoingHttpHeaders;
-  body?: Buffer | string;
-  /** Writes the body piece by piece: sent chunked unless a content-length header is given. */
-  stream?: (req: http.ClientRequest) => Promise<void>;
-  agent?: http.Agent | false;
-}
-
-async function write(req: http.ClientRequest, chunk: Buffer): Promise<void> {
-  if (!req.write(chunk)) await once(req, 'drain');
-}
-
-function request(origin: string, path: string, spec: RequestSpec = {}): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const headers: http.OutgoingHttpHeaders = { ...spec.headers };
-    if (spec.body !== undefined) headers['content-length'] = Buffer.byteLength(spec.body);
-    const req = http.request(new URL(path, origin), { method: spec.method ?? 'GET', headers, agent: spec.agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }),
-      );
-    });
-    req.on('error', reject);
-    req.setTimeout(TIMEOUT, () => req.destroy(new Error(`no answer to ${spec.method ?? 'GET'} ${path} within ${TIMEOUT} ms`)));
-    if (spec.stream !== undefined) {
-      spec.stream(req).then(
-        () => req.end(),
-        (error: unknown) => req.destroy(error as Error),
-      );
-    } else {
-      req.end(spec.body);
-    }
-  });
 }
 
 /** The JSON body of a raw HTTP answer (which rawHttp returns as Latin-1 text): decoded as the UTF-8 it is. */

@@ -17,6 +17,7 @@ import { createGateway, type Gateway, type GatewayOptions } from '../../src/gate
 import { RecordParser, encodeRecord } from '../../src/protocol/index.js';
 import { captureLogger, type CaptureLogger } from '../helpers/log-capture.js';
 import { startPhpFpm, type PhpFpm } from './php-fpm-server.js';
+import { request, write } from '../helpers/http-request.js';
 
 const MiB = 1024 * 1024;
 const TIMEOUT = 120_000;
@@ -118,51 +119,6 @@ zj0EAwIDSAAwRQIhAMG3nq7TFiEXrwgyxzvOVkDyFTioZe2R5dSZbaYSmDeNAiBJ
 `;
 
 // ---- HTTP helpers ----
-
-interface HttpResult {
-  status: number;
-  statusMessage: string;
-  headers: http.IncomingHttpHeaders;
-  rawHeaders: string[];
-  body: Buffer;
-}
-
-interface RequestSpec {
-  method?: string;
-  headers?: http.OutgoingHttpHeaders;
-  body?: Buffer | string;
-  stream?: (req: http.ClientRequest) => Promise<void>;
-  agent?: http.Agent | false;
-}
-
-async function write(req: http.ClientRequest, chunk: Buffer): Promise<void> {
-  if (!req.write(chunk)) await once(req, 'drain');
-}
-
-function request(origin: string, path: string, spec: RequestSpec = {}): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const headers: http.OutgoingHttpHeaders = { ...spec.headers };
-    if (spec.body !== undefined) headers['content-length'] = Buffer.byteLength(spec.body);
-    const req = http.request(new URL(path, origin), { method: spec.method ?? 'GET', headers, agent: spec.agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }),
-      );
-    });
-    req.on('error', reject);
-    req.setTimeout(TIMEOUT, () => req.destroy(new Error(`no answer to ${path} within ${TIMEOUT} ms`)));
-    if (spec.stream !== undefined) {
-      spec.stream(req).then(
-        () => req.end(),
-        (error: unknown) => req.destroy(error as Error),
-      );
-    } else {
-      req.end(spec.body);
-    }
-  });
-}
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
