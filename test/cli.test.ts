@@ -1,101 +1,15 @@
 // End-to-end tests of ./bin/nodefpm (the built dist): serving over Unix, TCP and an inherited fd 0, graceful stop, start-up errors and exit codes.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { FcgiClient } from '../src/client/index.js';
+import { BIN, FIXTURES, ROOT, startMaster as start } from './fixtures/pool-harness.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'nodefpm');
-const FIXTURES = join(ROOT, 'test', 'fixtures');
 const LAUNCHER = join(FIXTURES, 'cli-fd0-launcher.py');
 const TIMEOUT = 60_000;
-
-/** The environment of every child: node on PATH for the shebang, and nothing inherited that would change how it listens. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
-  for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'FCGI_WEB_SERVER_ADDRS', 'NODE_OPTIONS']) delete env[name];
-  return env;
-}
-
-interface Running {
-  child: ChildProcess;
-  readonly stderr: string;
-  readonly stdout: string;
-  /** Resolves with the first match of `pattern` in stderr; rejects if the process exits first or after `timeout`. */
-  waitFor(pattern: RegExp, timeout?: number): Promise<RegExpMatchArray>;
-  /** The first line of stdout (the TCP launcher prints its port there). */
-  firstStdoutLine(timeout?: number): Promise<string>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Spawns `command` (./bin/nodefpm by default) and kills it by pid when the test ends, whatever happened. */
-function start(t: TestContext, args: string[], options: { command?: string; stdin?: 'ignore' | 'pipe' } = {}): Running {
-  const stdio: StdioOptions = [options.stdin ?? 'ignore', 'pipe', 'pipe'];
-  const child = spawn(options.command ?? BIN, args, { cwd: ROOT, stdio, env: childEnv() });
-  let stderr = '';
-  let stdout = '';
-  const watchers = new Set<() => void>();
-  const notify = (): void => {
-    for (const watcher of watchers) watcher();
-  };
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
-    stderr += text;
-    notify();
-  });
-  child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-    stdout += text;
-    notify();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      resolve({ code, signal });
-      notify();
-    });
-  });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-  });
-  const until = <T>(check: () => T | null, what: string, timeout: number): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const watcher = (): void => {
-        const found = check();
-        if (found !== null) {
-          finish();
-          resolve(found);
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          finish();
-          reject(new Error(`nodefpm exited (${child.exitCode ?? child.signalCode}) before ${what}; stderr:\n${stderr}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`no ${what} within ${timeout} ms; stderr:\n${stderr}`));
-      }, timeout);
-      const finish = (): void => {
-        clearTimeout(timer);
-        watchers.delete(watcher);
-      };
-      watchers.add(watcher);
-      watcher();
-    });
-  return {
-    child,
-    get stderr() {
-      return stderr;
-    },
-    get stdout() {
-      return stdout;
-    },
-    waitFor: (pattern, timeout = 20_000) => until(() => pattern.exec(stderr), `stderr matching ${pattern}`, timeout),
-    firstStdoutLine: (timeout = 20_000) => until(() => /^(.*)\n/.exec(stdout)?.[1] ?? null, 'a line on stdout', timeout),
-    exited,
-  };
-}
 
 /** A temporary folder for sockets, removed when the test ends. */
 function tempDir(t: TestContext): string {
