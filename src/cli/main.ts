@@ -226,6 +226,19 @@ async function ownSockets(settings: Settings, addresses: readonly ListenAddress[
   }
 }
 
+/** The graceful stop of either way of serving: the fronts first, then the FastCGI side; resolves to the exit status. */
+async function stopGracefully(fronts: readonly RunningFront[], stopServing: () => Promise<void>, logger: Logger): Promise<number> {
+  try {
+    await stopFronts(fronts);
+    await stopServing();
+    logger.info('stopped');
+    return ExitCode.Ok;
+  } catch (error) {
+    logger.error('graceful stop failed', { error });
+    return ExitCode.Failure;
+  }
+}
+
 /** One process: the server of this process serves the app (no master, no workers). */
 async function runSingle(context: Context): Promise<number> {
   const { settings, targets, logger, io } = context;
@@ -259,18 +272,7 @@ async function runSingle(context: Context): Promise<number> {
         : `${signal}: stopping gracefully: no new connections; waiting up to ${settings.closeTimeout} ms for ` +
             `${requests(server.activeRequests)} in progress`,
     );
-    stopFronts(fronts)
-      .then(() => server.close({ timeout }))
-      .then(
-        () => {
-          logger.info('stopped');
-          resolveStopped(ExitCode.Ok);
-        },
-        (error: unknown) => {
-          logger.error('graceful stop failed', { error });
-          resolveStopped(ExitCode.Failure);
-        },
-      );
+    void stopGracefully(fronts, () => server.close({ timeout }), logger).then(resolveStopped);
   };
   const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT'];
   // SIGUSR1 is Node's "start the inspector" signal: taken over only when there is a log file to reopen.
@@ -398,18 +400,7 @@ async function runPool(context: Context): Promise<number> {
         ? `${signal}: stopping gracefully: no new connections; waiting for the requests in progress, with no time limit`
         : `${signal}: stopping gracefully: no new connections; waiting up to ${settings.closeTimeout} ms for the requests in progress`,
     );
-    stopFronts(fronts)
-      .then(() => pool.stop({ timeout: unbounded ? null : settings.closeTimeout }))
-      .then(
-        () => {
-          logger.info('stopped');
-          resolveStopped(ExitCode.Ok);
-        },
-        (error: unknown) => {
-          logger.error('graceful stop failed', { error });
-          resolveStopped(ExitCode.Failure);
-        },
-      );
+    void stopGracefully(fronts, () => pool.stop({ timeout: unbounded ? null : settings.closeTimeout }), logger).then(resolveStopped);
   };
   const reload = (signal: NodeJS.Signals): void => {
     if (!started || stopping) return;
@@ -481,9 +472,7 @@ async function runFrontsOnly(context: Context): Promise<number> {
     });
   });
   logger.info(`${signal}: stopping gracefully: waiting up to ${settings.closeTimeout} ms for the requests in progress`);
-  await stopFronts(fronts);
-  logger.info('stopped');
-  return ExitCode.Ok;
+  return stopGracefully(fronts, () => Promise.resolve(), logger);
 }
 
 /** The entry bin/nodefpm calls: runs main and ends the process with its status (the app may hold timers or sockets open). */

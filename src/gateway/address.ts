@@ -1,8 +1,8 @@
 // Where the HTTP front listens: the accepted address forms, opening a server on one, and the URL to print for it.
 
-import { lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { NodefpmError } from '../errors.js';
+import { clearStaleSocket } from '../server/listen.js';
 
 /** A parsed HTTP listen address. Port 0 asks the system for a free port. */
 export type HttpListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
@@ -90,33 +90,6 @@ export function upstreamFor(listener: { kind: string; path?: string; host?: stri
   if (listener.kind !== 'tcp' || typeof listener.host !== 'string' || typeof listener.port !== 'number' || listener.port === 0) return null;
   const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
   return net.isIPv6(host) ? `[${host}]:${listener.port}` : `${host}:${listener.port}`;
-}
-
-/**
- * Removes a socket file left behind by a process that died: only when it is a socket and nothing
- * answers on it (ECONNREFUSED). A live listener, or a file that is not a socket, is left alone.
- */
-async function clearStaleSocket(path: string): Promise<void> {
-  let stats;
-  try {
-    stats = await lstat(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  if (!stats.isSocket()) throw new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${path} exists and is not a socket; not replacing it`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect({ path });
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code !== 'ECONNREFUSED' && error.code !== 'ENOENT'));
-  });
-  if (live) throw new NodefpmError('NODEFPM_ADDRESS_IN_USE', `${path} is in use by a live listener`);
-  await unlink(path).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw error;
-  });
 }
 
 /** Starts `server` listening on `address`; resolves to the bound address (the real port for port 0). */

@@ -12,6 +12,7 @@ import type { ConnectAddress } from '../client/address.js';
 import type { BodySource } from '../client/connection.js';
 import type { FcgiResponse } from '../client/response.js';
 import { NodefpmError, isNodefpmError } from '../errors.js';
+import { HOP_BY_HOP_HEADERS } from '../http/response.js';
 import { createLogger, type LogFields, type Logger } from '../log.js';
 import { formatHttpAddress, listenOn, parseHttpAddress, urlFor, type GatewayAddress, type HttpListenAddress } from './address.js';
 import { buildParams, type ScriptParams, type TrustProxy } from './params.js';
@@ -107,13 +108,7 @@ const MAX_STDERR_LINE = 8 * 1024;
  * instructions to the front (nginx hides X-Accel-*): never sent to the HTTP client.
  */
 const RESPONSE_DROPPED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
+  ...HOP_BY_HOP_HEADERS,
   'x-accel-buffering',
   'x-accel-charset',
   'x-accel-limit-rate',

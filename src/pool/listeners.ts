@@ -6,7 +6,7 @@ import { chmodSync, chownSync, fstatSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import { NodefpmError } from '../errors.js';
-import { clearStaleSocket, formatListenAddress, systemdSockets, type ListenAddress } from '../server/listen.js';
+import { chooseSystemdSocket, clearStaleSocket, formatListenAddress, type ListenAddress } from '../server/listen.js';
 
 /**
  * The libuv handle of a socket, as node:net keeps it. The master holds the socket bound (and, when
@@ -198,16 +198,7 @@ export async function openListener(address: ListenAddress, options: ListenerOpti
       return new SharedListener(address, formatListenAddress(address), handle, options.backlog);
     }
     case 'systemd': {
-      const sockets = systemdSockets(options.env);
-      const chosen = address.name === undefined ? sockets[0] : sockets.find((socket) => socket.name === address.name);
-      if (chosen === undefined) {
-        throw new NodefpmError(
-          'NODEFPM_NO_LISTENER',
-          address.name === undefined
-            ? 'systemd passed no sockets (LISTEN_FDS is unset or LISTEN_PID is another process)'
-            : `systemd passed no socket named ${address.name} (LISTEN_FDNAMES=${options.env.LISTEN_FDNAMES ?? ''})`,
-        );
-      }
+      const chosen = chooseSystemdSocket(address.name, options.env);
       const handle = create(null, null, null, chosen.fd);
       if (typeof handle === 'number') throw failed(`systemd socket fd ${chosen.fd}`, handle);
       return new SharedListener({ kind: 'fd', fd: chosen.fd }, `fd:${chosen.fd}`, handle, options.backlog);

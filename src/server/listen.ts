@@ -99,6 +99,24 @@ export function stdinIsSocket(): boolean {
 }
 
 /**
+ * The systemd socket a `systemd[:NAME]` address means: the one named NAME (its FileDescriptorName),
+ * or the first. Throws NODEFPM_NO_LISTENER, saying why, when there is none.
+ */
+export function chooseSystemdSocket(name: string | undefined, env: NodeJS.ProcessEnv = process.env): { fd: number; name: string } {
+  const sockets = systemdSockets(env);
+  const chosen = name === undefined ? sockets[0] : sockets.find((socket) => socket.name === name);
+  if (chosen === undefined) {
+    throw new NodefpmError(
+      'NODEFPM_NO_LISTENER',
+      name === undefined
+        ? 'systemd passed no sockets (LISTEN_FDS is unset or LISTEN_PID is another process)'
+        : `systemd passed no socket named ${name} (LISTEN_FDNAMES=${env.LISTEN_FDNAMES ?? ''})`,
+    );
+  }
+  return chosen;
+}
+
+/**
  * The listener this process inherited, when it was started that way: systemd's first socket, else
  * fd 0 when it is a socket. Whether fd 0 is *listening* is known only when listen() is tried on it.
  */
@@ -187,16 +205,7 @@ export async function listenAt(server: net.Server, address: ListenAddress, optio
       await listenOn(server, { fd: address.fd }, `fd ${address.fd}`);
       return address;
     case 'systemd': {
-      const sockets = systemdSockets();
-      const chosen = address.name === undefined ? sockets[0] : sockets.find((socket) => socket.name === address.name);
-      if (chosen === undefined) {
-        throw new NodefpmError(
-          'NODEFPM_NO_LISTENER',
-          address.name === undefined
-            ? 'systemd passed no sockets (LISTEN_FDS is unset or LISTEN_PID is another process)'
-            : `systemd passed no socket named ${address.name} (LISTEN_FDNAMES=${process.env.LISTEN_FDNAMES ?? ''})`,
-        );
-      }
+      const chosen = chooseSystemdSocket(address.name);
       await listenOn(server, { fd: chosen.fd }, `systemd socket fd ${chosen.fd}`);
       return address;
     }
