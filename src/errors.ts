@@ -24,6 +24,7 @@ export const errorCatalogue = {
   NODEFPM_CANT_MPX_CONN: { status: undefined, summary: 'A second concurrent request on a connection was refused because multiplexing is off.' },
   NODEFPM_UNKNOWN_ROLE: { status: undefined, summary: 'BEGIN_REQUEST asked for a role this server has no handler for.' },
   NODEFPM_CLIENT_NOT_ALLOWED: { status: undefined, summary: 'A connection came from an address outside FCGI_WEB_SERVER_ADDRS / allowedClients.' },
+  NODEFPM_BODY_TIMEOUT: { status: 408, summary: 'The request body (FCGI_STDIN or FCGI_DATA) stalled: no record for bodyTimeout while it was awaited.' },
 
   // Request lifetime.
   NODEFPM_REQUEST_ABORTED: { status: undefined, summary: 'The web server sent FCGI_ABORT_REQUEST for the request.' },

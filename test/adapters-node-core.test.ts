@@ -499,6 +499,31 @@ describe('request bodies', () => {
     assert.equal((error as { code?: string } | undefined)?.code, 'NODEFPM_BODY_TOO_LARGE');
   });
 
+  test('a body the web server stops sending fails the request after bodyTimeout: 408, and the request gets the error', async () => {
+    let error: unknown;
+    const app = await start(
+      (req) => {
+        req.on('error', (failure) => {
+          error = failure;
+        });
+        req.resume();
+      },
+      { bodyTimeout: 100 },
+    );
+    const peer = await RawPeer.connect(app.address);
+    try {
+      peer.sendBegin(1);
+      peer.sendParams(1, requestParams('POST', '/upload', { CONTENT_LENGTH: '5000' }));
+      peer.sendStdin(1, 'x'.repeat(1000), false);
+      const cgi = splitCgi((await peer.waitForEnd(1, 10_000)).stdout);
+      assert.equal(cgi.status, 408);
+      await sleep(10);
+      assert.equal((error as { code?: string } | undefined)?.code, 'NODEFPM_BODY_TIMEOUT');
+    } finally {
+      peer.close();
+    }
+  });
+
   test('an Authorizer request (Apache sends no FCGI_STDIN at all) has an empty body that ends at once', async () => {
     const app = await start(
       async (req, res) => {

@@ -68,6 +68,14 @@ function routedApp(): {
         res.end(`done ${req.url}`);
         return;
       }
+      if (req.url.startsWith('/gated-echo/')) {
+        // Reads nothing until its gate opens, then the whole body.
+        await gateFor(req.url.slice(12)).promise;
+        let total = 0;
+        for await (const chunk of req.body) total += chunk.length;
+        res.end(`read ${total}`);
+        return;
+      }
       if (req.url === '/echo') {
         let total = 0;
         for await (const chunk of req.body) total += chunk.length;
@@ -463,6 +471,63 @@ describe('paramsTimeout', () => {
     } finally {
       await t.done();
     }
+  });
+});
+
+describe('bodyTimeout', () => {
+  test('a body the web server stops sending fails with 408 and a logged reason; late records are dropped; the connection goes on', async () => {
+    const t = await setup({ bodyTimeout: 200 });
+    try {
+      const peer = await t.connect();
+      peer.sendRequest(5, requestParams('GET', '/slow/neighbour'));
+      await t.routes.started('/slow/neighbour');
+
+      const from = peer.records.length;
+      peer.sendBegin(1);
+      peer.sendParams(1, requestParams('POST', '/echo', { CONTENT_LENGTH: '1000' }));
+      peer.sendStdin(1, 'x'.repeat(300), false);
+      const response = await responseAfter(peer, 1, from);
+      assert.equal(statusOf(response), 408);
+      assert.equal(response.protocolStatus, ProtocolStatus.RequestComplete);
+      const logged = await t.app.logs.waitFor('NODEFPM_BODY_TIMEOUT', WAIT);
+      assert.match(logged.message, /no FCGI_STDIN record for bodyTimeout \(200 ms\) after 300 bytes; answering 408/);
+
+      // The rest of the body arrives late: dropped, and no second END_REQUEST.
+      peer.sendStdin(1, 'x'.repeat(700), true);
+      assert.equal(bodyOf(await ask(peer, 2, '/next')), 'ok /next');
+      t.routes.gate('neighbour').open();
+      assert.equal(bodyOf(await peer.waitForEnd(5, WAIT)), 'done /slow/neighbour', 'the neighbour, silent all along, was not timed out');
+      assert.equal(response.endCount, 1);
+      assert.equal(peer.records.filter((r) => r.type === RecordType.EndRequest && r.requestId === 1).length, 1, 'one END_REQUEST for request 1');
+    } finally {
+      await t.done();
+    }
+  });
+
+  test('silence while the server itself holds the body back (input backpressure) is not a stall', async () => {
+    const t = await setup({ bodyTimeout: 150, inputHighWaterMark: 16 * 1024 });
+    try {
+      const peer = await t.connect();
+      const body = 'y'.repeat(256 * 1024);
+      const from = peer.records.length;
+      // The whole body is sent, but the handler reads nothing for four bodyTimeouts: the connection
+      // stops reading once the request's buffer is full, and the rest waits in the socket.
+      peer.sendRequest(1, requestParams('POST', '/gated-echo/late', { CONTENT_LENGTH: String(body.length) }), body);
+      await t.routes.started('/gated-echo/late');
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      t.routes.gate('late').open();
+      const response = await responseAfter(peer, 1, from);
+      assert.equal(statusOf(response), 200);
+      assert.equal(bodyOf(response), `read ${body.length}`);
+      assert.deepEqual(t.app.logs.find('NODEFPM_BODY_TIMEOUT'), [], 'no body timeout logged');
+    } finally {
+      await t.done();
+    }
+  });
+
+  test('0 turns it off', () => {
+    assert.equal(resolveOptions({ bodyTimeout: 0 }, {}).bodyTimeout, 0);
+    assert.equal(resolveOptions({}, {}).bodyTimeout, defaultLimits.bodyTimeout);
   });
 });
 

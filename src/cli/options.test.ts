@@ -99,6 +99,7 @@ test('values are read in every documented form, as --flag value and --flag=value
     [['--idle-timeout', '0'], (s) => s.server.idleTimeout, 0],
     [['--idle-timeout', '5s'], (s) => s.server.idleTimeout, 5000],
     [['--params-timeout=250ms'], (s) => s.server.paramsTimeout, 250],
+    [['--body-timeout', '0'], (s) => s.server.bodyTimeout, 0],
     [['--close-timeout', '2m'], (s) => s.closeTimeout, 120_000],
     [['--close-timeout', '1h'], (s) => s.closeTimeout, 3_600_000],
     [['--max-connections', '10'], (s) => s.server.maxConnections, 10],

@@ -370,6 +370,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   limit('maxBodyBytes', 'bytes', 'Bytes of one request body; beyond it: 413 (before the handler runs when CONTENT_LENGTH says so).'),
   limit('paramsTimeout', 'duration', 'Time from BEGIN_REQUEST until the params are complete; beyond it: 408. 0 turns it off.'),
   limit('idleTimeout', 'duration', 'Time a connection with no request in progress may stay silent before it is closed. 0 turns it off.'),
+  limit('bodyTimeout', 'duration', 'Time an unfinished request body may go without a record from the web server; beyond it: 408. 0 turns it off.'),
   limit('abortTimeout', 'duration', 'After FCGI_ABORT_REQUEST, the time the handler has to finish before END_REQUEST is sent without it.'),
   limit('inputHighWaterMark', 'bytes', 'Body bytes buffered for one request before nodefpm stops reading its connection (input backpressure).'),
   limit(

@@ -158,6 +158,7 @@ export class Connection implements RecordSink, ExchangeHost {
     if (this.#active || this.#requests.size > 0) {
       this.#active = false;
       this.#idleSince = now;
+      if (this.#requests.size > 0 && this.#options.bodyTimeout > 0) this.#sweepBodies(now);
       return;
     }
     const timeout = this.#options.idleTimeout;
@@ -168,6 +169,40 @@ export class Connection implements RecordSink, ExchangeHost {
         midRecord: this.#parser.midRecord || undefined,
       });
       this.#end('idle timeout');
+    }
+  }
+
+  /**
+   * Fails the bodies the web server has stopped sending (bodyTimeout). A body counts as stalled only
+   * while it is awaited and nothing here holds it back: not while this connection is paused for
+   * backpressure (then the silence is ours), and not once it has ended or failed.
+   */
+  #sweepBodies(now: number): void {
+    const timeout = this.#options.bodyTimeout;
+    for (const exchange of this.#requests.values()) {
+      if (exchange.state !== ExchangeState.Running) continue;
+      const stdin = exchange.stdin;
+      const data = exchange.data;
+      const stdinAwaited = !stdin.ended && stdin.error === null;
+      const awaited = stdinAwaited || (data !== null && !data.ended && data.error === null);
+      if (!awaited || this.#paused || exchange.bodyInputSeen || exchange.bodyIdleSince < 0) {
+        exchange.bodyInputSeen = false;
+        exchange.bodyIdleSince = now;
+        continue;
+      }
+      if (now - exchange.bodyIdleSince < timeout) continue;
+      const stream = stdinAwaited ? stdin : data!;
+      const name = stdinAwaited ? 'FCGI_STDIN' : 'FCGI_DATA';
+      const error = new NodefpmError(
+        'NODEFPM_BODY_TIMEOUT',
+        `request body stalled: no ${name} record for bodyTimeout (${timeout} ms) after ${stream.bytesReceived} bytes`,
+      );
+      this.#log.warn(`${error.message}; answering 408`, { connection: this.id, request: exchange.id, code: error.code, uri: exchange.param('REQUEST_URI') });
+      // As for a body over maxBodyBytes: the reader's next read rejects (a handler that lets it
+      // propagate answers 408), and whatever still comes for this body is read and dropped.
+      stream.fail(error);
+      if (stream === stdin) exchange.stdinComplete();
+      this.#updatePause();
     }
   }
 
@@ -398,6 +433,7 @@ export class Connection implements RecordSink, ExchangeHost {
       return;
     }
     if (stream.error !== null) return;
+    exchange.bodyInputSeen = true;
     const received = stream.bytesReceived + content.length;
     if (received > this.#options.maxBodyBytes) {
       const error = new NodefpmError('NODEFPM_BODY_TOO_LARGE', `request body exceeds maxBodyBytes (${this.#options.maxBodyBytes})`);

@@ -93,6 +93,10 @@ export class Exchange {
   readonly startedAt: number;
   /** Pending timer for paramsTimeout or abortTimeout, owned by the connection. */
   timer: NodeJS.Timeout | null = null;
+  /** Body input arrived since the connection's last sweep (set by the connection, cleared by its sweep). */
+  bodyInputSeen = false;
+  /** Sweep time since which the body has been awaited with no input; -1 until a sweep has looked. */
+  bodyIdleSince = -1;
   /** The layer above (the native Response, an adapter) that hears about drain and abort. */
   listener: ExchangeListener | null = null;
 

@@ -24,6 +24,12 @@ export interface Limits {
   paramsTimeout: number;
   /** Time a connection with no request in progress may stay silent before it is closed. */
   idleTimeout: number;
+  /**
+   * Time an unfinished request body (FCGI_STDIN, FCGI_DATA) may go without a record while nothing on
+   * our side holds it back. Beyond it the body fails with 408. Longer than web servers' own send
+   * timeouts (nginx: 60 s), so it only ends what the web server has stopped sending and not dropped.
+   */
+  bodyTimeout: number;
   /** After FCGI_ABORT_REQUEST, how long the handler has to finish before END_REQUEST is sent without it. */
   abortTimeout: number;
   /** Body bytes buffered for one request before the connection stops reading the socket (input backpressure). */
@@ -40,6 +46,7 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   maxBodyBytes: 2 * 1024 * 1024 * 1024,
   paramsTimeout: 30_000,
   idleTimeout: 60_000,
+  bodyTimeout: 120_000,
   abortTimeout: 5_000,
   inputHighWaterMark: 128 * 1024,
   outputHighWaterMark: 64 * 1024,

@@ -25,11 +25,13 @@ export interface ServerStats {
 const OVERLOAD_GRACE_FACTOR = 2;
 
 /**
- * How often connections are checked for idleness and lingering: a quarter of idleTimeout, between 10 ms
- * and 1 s, so a connection is closed within idleTimeout + 25% of it (+ 1 s at most).
+ * How often connections are checked for idleness, stalled bodies and lingering: a quarter of the
+ * shorter of idleTimeout and bodyTimeout, between 10 ms and 1 s, so either fires within its time + 25%
+ * of it (+ 1 s at most).
  */
-function sweepInterval(idleTimeout: number): number {
-  return idleTimeout > 0 ? Math.min(1000, Math.max(10, Math.floor(idleTimeout / 4))) : 1000;
+function sweepInterval(idleTimeout: number, bodyTimeout: number): number {
+  const shortest = Math.min(idleTimeout > 0 ? idleTimeout : Infinity, bodyTimeout > 0 ? bodyTimeout : Infinity);
+  return shortest === Infinity ? 1000 : Math.min(1000, Math.max(10, Math.floor(shortest / 4)));
 }
 
 /**
@@ -135,7 +137,7 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
     const connection = new Connection(socket, this, overloaded);
     this.#connections.add(connection);
     if (this.#sweepTimer === null) {
-      this.#sweepTimer = setInterval(() => this.#sweep(), sweepInterval(this.options.idleTimeout));
+      this.#sweepTimer = setInterval(() => this.#sweep(), sweepInterval(this.options.idleTimeout, this.options.bodyTimeout));
       this.#sweepTimer.unref();
     }
     if (overloaded) this.stats.connectionsRefused++;
