@@ -13,6 +13,9 @@
 // HTTP/1.1 keep-alive, with the same app over nodefpm, loaded over FastCGI: each server gets the load
 // generator's mode for its protocol, with the same connections.
 //
+// The listener scenario is a bare Node request listener (no framework) on Node's http and on
+// nodefpm's Node adapter: what the adapter costs where no framework hides it.
+//
 // The workers scenario is the hello world on 1, 2 and 4 pool workers against the same handler in one
 // process; the front scenario is HTTP through the built-in front (the app in the same process, and
 // in 2 workers) against the same handler on Node's own http server.
@@ -37,6 +40,7 @@ export const servers = {
   'express-http': { script: 'servers/express-http.mjs' },
   'express-http-tcp': { script: 'servers/express-http.mjs', listen: 'tcp' },
   'express-nodefpm': { script: 'servers/express-nodefpm.mjs' },
+  'listener-nodefpm': { script: 'servers/listener-nodefpm.mjs' },
   'hono-http': { script: 'servers/hono-http.mjs' },
   'hono-http-tcp': { script: 'servers/hono-http.mjs', listen: 'tcp' },
   'hono-nodefpm': { script: 'servers/hono-nodefpm.mjs' },
@@ -72,6 +76,16 @@ export const scenarios = [
     ],
     // Issue 4: nodefpm at least as fast as Node's own http server, against the same transport.
     targets: [{ run: 'nodefpm', metric: 'rps', ratioAtLeast: 1 }],
+  },
+  {
+    id: 'listener',
+    title: () => 'Node request listener, no framework, GET (32 conns)',
+    // No target: issue 4's targets are the frameworks'. This row shows the adapter's own cost.
+    load: () => ({ connections: 32 }),
+    runs: [
+      { label: 'node:http', server: 'http-hello', load: { protocol: 'http' } },
+      { label: 'nodefpm', server: 'listener-nodefpm' },
+    ],
   },
   {
     id: 'hono',
