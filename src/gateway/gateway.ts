@@ -261,6 +261,17 @@ interface Exchange {
   spooled: SpooledBody | null;
 }
 
+/** The app's response headers that `keep` accepts (by lower-case name), for a file sent in its body's place; Set-Cookie stays a list. */
+function appHeaders(response: FcgiResponse, keep: (lower: string) => boolean): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  for (const [name, value] of response.rawHeaders) {
+    const lower = name.toLowerCase();
+    if (!keep(lower)) continue;
+    headers[lower] = lower === 'set-cookie' ? [...((headers[lower] as string[] | undefined) ?? []), value] : value;
+  }
+  return headers;
+}
+
 /**
  * The HTTP front. Made by createGateway; `listen` opens it, `close` drains and stops it. `server` is
  * the node:http (or node:https) Server; `handle` is its request listener, usable on a server of your own.
@@ -681,11 +692,7 @@ export class Gateway {
     // The app's body is not wanted: drop it (its request still ends normally, and its connection is kept).
     response.body.destroy();
     const { file, stats } = await accelFile(accel, mapping);
-    const headers: OutgoingHttpHeaders = {};
-    for (const [name, value] of response.rawHeaders) {
-      const lower = name.toLowerCase();
-      if (ACCEL_KEPT.has(lower)) headers[lower] = lower === 'set-cookie' ? [...((headers[lower] as string[] | undefined) ?? []), value] : value;
-    }
+    const headers = appHeaders(response, (lower) => ACCEL_KEPT.has(lower));
     this.#stats.sentFiles++;
     await sendFile(exchange.req, exchange.res, file, stats, { headers });
   }
@@ -694,12 +701,7 @@ export class Gateway {
   async #sendFileNamed(exchange: Exchange, response: FcgiResponse, sendfile: string, mapping: ResolvedSendfile): Promise<void> {
     response.body.destroy();
     const { file, stats } = await sendfileFile(sendfile, mapping);
-    const headers: OutgoingHttpHeaders = {};
-    for (const [name, value] of response.rawHeaders) {
-      const lower = name.toLowerCase();
-      if (RESPONSE_DROPPED.has(lower) || lower === 'x-sendfile' || lower === 'x-lighttpd-send-file') continue;
-      headers[lower] = lower === 'set-cookie' ? [...((headers[lower] as string[] | undefined) ?? []), value] : value;
-    }
+    const headers = appHeaders(response, (lower) => !RESPONSE_DROPPED.has(lower) && lower !== 'x-sendfile' && lower !== 'x-lighttpd-send-file');
     this.#stats.sentFiles++;
     await sendFile(exchange.req, exchange.res, file, stats, { status: response.status, statusText: response.statusText, headers });
   }
