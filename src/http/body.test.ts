@@ -336,6 +336,22 @@ test('iterating the body yields every byte in order', async () => {
   assert.equal(Buffer.compare(received, body), 0);
 });
 
+test('a line read first, then iteration: the rest of that chunk comes first, then every later byte in order', async () => {
+  const tail = Buffer.alloc(100_000, 'x');
+  let seen: { line: string | null; rest: string } | null = null;
+  await post(async (req, res) => {
+    const line = await req.readLine();
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(Buffer.from(chunk));
+    seen = { line, rest: Buffer.concat(chunks).toString() };
+    res.end();
+  }, [Buffer.from('first line\nsecond '), Buffer.from('part\n'), tail]);
+  assert.ok(seen !== null, 'the handler read the body');
+  const { line, rest } = seen as { line: string | null; rest: string };
+  assert.equal(line, 'first line');
+  assert.equal(rest, `second part\n${tail.toString()}`, 'the leftover, then the rest');
+});
+
 test('breaking out of for-await discards the rest: the connection keeps reading and serves the next request', async () => {
   // Well over the 128 KiB input high-water mark: without the discard, the socket would stop being read.
   const total = 1024 * 1024;
