@@ -19,12 +19,20 @@ function tempDir(t: TestContext): string {
 }
 
 /** One GET through the project's FastCGI client; resolves to the status and the body. */
-async function get(address: string, uri = '/'): Promise<{ status: number; body: string }> {
+async function get(address: string, uri = '/', extraParams: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   const client = new FcgiClient({ address, keepConn: false });
   try {
     const [path, query = ''] = uri.split('?');
     const response = await client.request({
-      params: { REQUEST_METHOD: 'GET', REQUEST_URI: uri, SCRIPT_NAME: path!, QUERY_STRING: query, SERVER_PROTOCOL: 'HTTP/1.1', GATEWAY_INTERFACE: 'CGI/1.1' },
+      params: {
+        REQUEST_METHOD: 'GET',
+        REQUEST_URI: uri,
+        SCRIPT_NAME: path!,
+        QUERY_STRING: query,
+        SERVER_PROTOCOL: 'HTTP/1.1',
+        GATEWAY_INTERFACE: 'CGI/1.1',
+        ...extraParams,
+      },
     });
     return { status: response.status, body: await response.text() };
   } finally {
@@ -231,6 +239,53 @@ test('npm start: the guestbook with --http alone listens on a private Unix socke
   app.child.kill('SIGTERM');
   assert.deepEqual(await app.exited, { code: 0, signal: null });
   assert.throws(() => statSync(dirname(socket!)), /ENOENT/, 'the private folder is removed at exit');
+});
+
+/** What get() leaves out and a CGI/1.1 app relies on: the validator wants them. */
+const COMPLETE = { SERVER_NAME: 'localhost', SERVER_PORT: '80' };
+
+test('--validate: both sides are checked; a broken rule is answered 500 with its code, and logged', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'app.sock');
+  const app = start(t, ['test/fixtures/cli-invalid.mjs', '--listen', `unix:${socket}`, '--validate']);
+  await app.waitFor(/serving .*cli-invalid\.mjs as a fetch handler/);
+  assert.match(app.stderr, /every request is validated \(--validate\)/, 'the start-up says so');
+  assert.deepEqual(await get(`unix:${socket}`, '/', COMPLETE), { status: 200, body: 'ok GET' });
+  // The app's side: a fetch handler must return a Response.
+  const broken = await get(`unix:${socket}`, '/not-a-response', COMPLETE);
+  assert.equal(broken.status, 500, 'a broken rule before any output is answered 500');
+  assert.match(broken.body, /NODEFPM_VALIDATE_NOT_A_RESPONSE/, 'the 500 names the rule');
+  // The web server's side: get() alone sends neither SERVER_NAME nor SERVER_PORT.
+  const incomplete = await get(`unix:${socket}`, '/');
+  assert.equal(incomplete.status, 500, 'missing params are answered 500');
+  assert.match(incomplete.body, /NODEFPM_VALIDATE_PARAM_MISSING: the web server sent no SERVER_NAME param/);
+  await app.waitFor(/NODEFPM_VALIDATE_PARAM_MISSING/);
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+});
+
+test('without --validate the same app and requests get no checks', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'app.sock');
+  const app = start(t, ['test/fixtures/cli-invalid.mjs', '--listen', `unix:${socket}`]);
+  await app.waitFor(/serving /);
+  assert.deepEqual(await get(`unix:${socket}`, '/'), { status: 200, body: 'ok GET' }, 'incomplete params are served');
+  const broken = await get(`unix:${socket}`, '/not-a-response', COMPLETE);
+  assert.equal(broken.status, 500, "the fetch adapter's own 500");
+  assert.doesNotMatch(broken.body, /NODEFPM_VALIDATE/, 'no validator involved');
+  assert.doesNotMatch(app.stderr, /validated/, 'nothing said about validation');
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+});
+
+test('--validate reaches the pool workers', { timeout: TIMEOUT }, async (t) => {
+  const socket = join(tempDir(t), 'pool.sock');
+  const app = start(t, ['test/fixtures/cli-invalid.mjs', '--workers', '1', '--listen', socket, '--validate']);
+  await app.waitFor(/serving .* with a static pool of 1 worker/);
+  assert.deepEqual(await get(`unix:${socket}`, '/', COMPLETE), { status: 200, body: 'ok GET' });
+  const incomplete = await get(`unix:${socket}`, '/');
+  assert.equal(incomplete.status, 500, 'the worker validates');
+  assert.match(incomplete.body, /NODEFPM_VALIDATE_PARAM_MISSING/);
+  app.child.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
 });
 
 test('--http with --workers 2 and --listen: HTTP and FastCGI both reach the pool', { timeout: TIMEOUT }, async (t) => {

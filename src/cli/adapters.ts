@@ -3,6 +3,8 @@
 import { nativeExchangeHandler, type Handler, type HandlerOptions } from '../http/handler.js';
 import { fetchExchangeHandler, type FetchHandler } from '../adapters/fetch/handler.js';
 import { nodeExchangeHandler, type NodeRequestListener } from '../adapters/node/handler.js';
+import { validateExchangeHandler } from '../adapters/validate/exchange.js';
+import { validateFetchHandler } from '../adapters/validate/fetch.js';
 import { NodefpmError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ExchangeHandler } from '../server/server.js';
@@ -64,6 +66,16 @@ export function exchangeHandlerFor(kind: ApiKind, handler: unknown, context: Ada
     );
   }
   return adapter(handler, context);
+}
+
+/**
+ * What the command serves: the app through its kind's adapter, and with `validate` (--validate) under
+ * the validator in its report mode, the fetch-only checks included for a fetch handler.
+ */
+export function servedHandlerFor(kind: ApiKind, handler: unknown, context: AdapterContext, appPath: string, validate: boolean): ExchangeHandler {
+  if (!validate) return exchangeHandlerFor(kind, handler, context, appPath);
+  const checked = kind === 'fetch' ? validateFetchHandler(handler as FetchHandler) : handler;
+  return validateExchangeHandler(exchangeHandlerFor(kind, checked, context, appPath), { logger: context.logger });
 }
 
 registerApiAdapter('native', (handler, { options, logger }) => nativeExchangeHandler(handler as Handler, options, logger));

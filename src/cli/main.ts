@@ -10,7 +10,7 @@ import { formatListenAddress, stdinIsSocket, systemdSockets, type ListenAddress 
 import { FcgiServer } from '../server/server.js';
 import { groupId, userId } from '../pool/users.js';
 import { chown } from 'node:fs/promises';
-import { describeKind, exchangeHandlerFor } from './adapters.js';
+import { describeKind, servedHandlerFor } from './adapters.js';
 import { loadApp, type LoadedApp } from './app.js';
 import { loadCommand, type Command } from './config.js';
 import { startFronts, stopFronts, type RunningFront } from './fronts.js';
@@ -133,10 +133,11 @@ function reportStartFailure(error: unknown, context: Pick<Context, 'logger' | 'd
 }
 
 /** Loads the app module once here, before any worker or listener, so a module that cannot load stops nodefpm at once with one clear line. */
-async function loadAndCheck(context: Context): Promise<{ app: LoadedApp; handler: ReturnType<typeof exchangeHandlerFor> }> {
+async function loadAndCheck(context: Context): Promise<{ app: LoadedApp; handler: ReturnType<typeof servedHandlerFor> }> {
   const { command, settings, logger, io } = context;
   const app = await loadApp(command.app!, { cwd: io.cwd, ...(settings.api === undefined ? {} : { api: settings.api }) });
-  const handler = exchangeHandlerFor(app.kind, app.handler, { options: settings.handler, logger }, app.path);
+  const handler = servedHandlerFor(app.kind, app.handler, { options: settings.handler, logger }, app.path, settings.validate);
+  if (settings.validate) logger.warn('every request is validated (--validate): a development tool, it costs time on each request');
   return { app, handler };
 }
 
@@ -330,7 +331,7 @@ export function poolOptionsFrom(settings: Settings, listen: readonly ListenAddre
   const { server } = settings;
   return {
     ...settings.pool!,
-    setup: appSetup({ app: app.path, api: app.kind, handler: settings.handler }),
+    setup: appSetup({ app: app.path, api: app.kind, handler: settings.handler, validate: settings.validate }),
     listen,
     server: {
       ...server,

@@ -42,6 +42,7 @@ test('with only an app module every setting has its default and the server optio
   assert.equal(command.version, false);
   assert.deepEqual(command.settings, {
     api: undefined,
+    validate: false,
     listen: [],
     socketMode: 0o660,
     socketOwner: undefined,
@@ -111,6 +112,7 @@ test('values are read in every documented form, as --flag value and --flag=value
     [['--multiplex=false'], (s) => s.server.multiplex, false],
     [['--development'], (s) => s.handler.development, true],
     [['--no-development'], (s) => s.handler.development, false],
+    [['--validate'], (s) => s.validate, true],
     [['--body-limit', '1M'], (s) => s.handler.bodyLimit, 1024 * 1024],
     [['--line-limit', '4k'], (s) => s.handler.lineLimit, 4096],
     [['--log-level', 'debug'], (s) => s.logLevel, 'debug'],

@@ -91,6 +91,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Show error messages and stacks in 500 responses. Never in production.',
   },
   {
+    key: 'validate',
+    type: 'boolean',
+    scope: 'command',
+    group: 'Application',
+    default: false,
+    description:
+      'Run the app under nodefpm/validate: every request checks both sides of the interface (the app\'s output and the web ' +
+      "server's params); a broken rule is logged, written to FCGI_STDERR and, when nothing was sent yet, answered 500. " +
+      'For development and for trying a web server configuration, not production.',
+  },
+  {
     key: 'bodyLimit',
     type: 'bytes',
     scope: 'handler',
@@ -513,6 +524,8 @@ export type PoolSettings = Omit<PoolOptions, 'setup' | 'listen' | 'server' | 'cl
 /** The settings the command runs with, every default applied (limits left to the server's own defaults). */
 export interface Settings {
   api: ApiKind | undefined;
+  /** Serve the app under the validator (--validate). */
+  validate: boolean;
   /** Empty: use what the process inherited (systemd sockets, fd 0). */
   listen: ListenAddress[];
   socketMode: number;
@@ -811,6 +824,7 @@ export function resolveSettings(values: ReadonlyMap<string, OptionValue>): Setti
   const valueOf = <T>(key: string): T => (values.get(key) ?? optionSpec(key)!.default) as T;
   return {
     api: values.get('api') as ApiKind | undefined,
+    validate: valueOf<boolean>('validate'),
     listen: [...((values.get('listen') as readonly ListenAddress[] | undefined) ?? [])],
     socketMode: valueOf<number>('socketMode'),
     socketOwner: values.get('socketOwner') as string | undefined,

@@ -3,7 +3,7 @@
 import type { HandlerOptions } from '../http/handler.js';
 import type { WorkerApp, WorkerSetupContext, WorkerSetupSpec } from '../pool/index.js';
 import { siblingModule } from '../pool/paths.js';
-import { describeKind, exchangeHandlerFor, type ApiKind } from './adapters.js';
+import { describeKind, servedHandlerFor, type ApiKind } from './adapters.js';
 import { loadApp } from './app.js';
 
 /** The options the master gives every worker (JSON). */
@@ -12,14 +12,17 @@ export interface AppSetupOptions {
   app: string;
   api?: ApiKind;
   handler?: HandlerOptions;
+  /** Serve it under the validator (--validate). */
+  validate?: boolean;
 }
 
 /** Called once in each worker process: imports the app module afresh (a reload's new code) and builds its handler. */
 export async function setupWorker(context: WorkerSetupContext): Promise<WorkerApp> {
   const options = context.options as AppSetupOptions;
   const app = await loadApp(options.app, options.api === undefined ? {} : { api: options.api });
-  const handler = exchangeHandlerFor(app.kind, app.handler, { options: options.handler ?? {}, logger: context.logger }, app.path);
-  return { handler, description: `${app.path} as ${describeKind(app.kind)} (kind from ${app.reason})` };
+  const validate = options.validate ?? false;
+  const handler = servedHandlerFor(app.kind, app.handler, { options: options.handler ?? {}, logger: context.logger }, app.path, validate);
+  return { handler, description: `${app.path} as ${describeKind(app.kind)} (kind from ${app.reason})${validate ? ', validated' : ''}` };
 }
 
 /**
