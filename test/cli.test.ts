@@ -241,6 +241,43 @@ test('npm start: the guestbook with --http alone listens on a private Unix socke
   assert.throws(() => statSync(dirname(socket!)), /ENOENT/, 'the private folder is removed at exit');
 });
 
+/** One POST of a text body through the project's FastCGI client. */
+async function post(address: string, uri: string, body: string): Promise<{ status: number; body: string }> {
+  const client = new FcgiClient({ address, keepConn: false });
+  try {
+    const response = await client.request({
+      params: {
+        REQUEST_METHOD: 'POST',
+        REQUEST_URI: uri,
+        SCRIPT_NAME: uri,
+        QUERY_STRING: '',
+        SERVER_PROTOCOL: 'HTTP/1.1',
+        CONTENT_TYPE: 'text/plain',
+        CONTENT_LENGTH: String(Buffer.byteLength(body)),
+      },
+      body,
+    });
+    return { status: response.status, body: await response.text() };
+  } finally {
+    await client.close();
+  }
+}
+
+test('--api node serves Express 4 and 5, Koa, Connect and Fastify app modules unchanged', { timeout: TIMEOUT }, async (t) => {
+  const dir = tempDir(t);
+  await Promise.all(
+    ['express5', 'express4', 'koa', 'connect', 'fastify'].map(async (name) => {
+      const socket = join(dir, `${name}.sock`);
+      const app = start(t, [`test/fixtures/cli-frameworks/${name}.mjs`, '--api', 'node', '--listen', `unix:${socket}`]);
+      await app.waitFor(/serving .* as a Node request listener/);
+      assert.deepEqual(await get(`unix:${socket}`, '/greet/ada?x=1'), { status: 200, body: `${name} ada 1` }, `${name}: a route with a parameter and a query`);
+      assert.deepEqual(await post(`unix:${socket}`, '/echo', 'hello body'), { status: 200, body: `${name} got hello body` }, `${name}: a request body`);
+      app.child.kill('SIGTERM');
+      assert.deepEqual(await app.exited, { code: 0, signal: null }, `${name}: stops gracefully`);
+    }),
+  );
+});
+
 /** What get() leaves out and a CGI/1.1 app relies on: the validator wants them. */
 const COMPLETE = { SERVER_NAME: 'localhost', SERVER_PORT: '80' };
 
