@@ -1,9 +1,12 @@
 // The fields the Node adapter reserves on each request and response for Express: they hide no getter, Express apps see on nodefpm what they see on Node's http, and the option turns them off.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import http, { IncomingMessage, ServerResponse, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import express from 'express';
 import express4 from 'express4';
@@ -190,5 +193,51 @@ describe('the reservation on a plain listener, and turned off', () => {
     } finally {
       await both.close();
     }
+  });
+});
+
+describe('what the reservation is for: V8 hidden classes shared between Express requests', () => {
+  /** Runs test/fixtures/express-maps.ts with V8's natives syntax and answers what its third request reports. */
+  async function thirdRequestReport(reserve: 'on' | 'off'): Promise<{ req: boolean; res: boolean }> {
+    const dir = tempDir();
+    const address = `unix:${join(dir.path, 'app.sock')}`;
+    const fixture = fileURLToPath(new URL('./fixtures/express-maps.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', fixture, address, reserve], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const client = new FcgiClient({ address, maxConnections: 1 });
+    try {
+      const [first] = (await once(child.stdout!, 'data')) as [Buffer];
+      assert.match(first.toString(), /ready/, 'the fixture server started');
+      let report: { req: boolean; res: boolean } | null = null;
+      for (let i = 0; i < 3; i++) {
+        const response = await client.request({ params: requestParams('GET', '/') });
+        report = JSON.parse(await response.text()) as { req: boolean; res: boolean } | null;
+      }
+      assert.ok(report !== null, 'the third request compared itself with the second');
+      return report;
+    } finally {
+      client.destroy();
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      dir.remove();
+    }
+  }
+
+  test('with the fields reserved, consecutive Express responses share one hidden class', { timeout: 60_000 }, async () => {
+    // Every field Express and Node add to a response after the prototype swap is reserved: if one is
+    // missing (or a new Express adds one), each response gets hidden classes of its own again.
+    // Requests still get one per request from router 2's private tracing symbol, which cannot be
+    // reserved, so only responses are asserted.
+    const report = await thirdRequestReport('on');
+    assert.equal(report.res, true, 'responses share their hidden class');
+  });
+
+  test('without them, each response has hidden classes of its own (the check can tell them apart)', { timeout: 60_000 }, async () => {
+    // This is Node 20's V8 (see framework-fields.ts). Should a later V8 share hidden classes after a
+    // prototype swap, this fails: the reservation would then no longer buy anything.
+    const report = await thirdRequestReport('off');
+    assert.equal(report.res, false, 'responses do not share their hidden class');
   });
 });
