@@ -23,7 +23,8 @@ export const RESPONSE_FIELDS = ['locals', 'statusCode', 'statusMessage'] as cons
  * inline caches, and the hidden classes are garbage per request. Measured with the Express hello world
  * (bench `express` scenario): that is about 40 % of the request's CPU, on Node's own http server as
  * well. A property that already exists when the prototype is replaced is only stored into, which
- * makes no hidden class, so Express's requests stay on shared ones.
+ * makes no hidden class: responses keep a shared one (requests still get one each from router 2's
+ * module-private tracing symbol, which cannot be reserved).
  *
  * The values are the ones the app would read anyway (undefined, and the prototype's status defaults).
  * What an app can tell: `Object.keys(req)` lists these names, and `'params' in req` is true, before a
