@@ -18,26 +18,37 @@ function tempDir(t: TestContext): string {
   return dir;
 }
 
-/** One GET through the project's FastCGI client; resolves to the status and the body. */
-async function get(address: string, uri = '/', extraParams: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+/** One request through the project's FastCGI client (a text body, when given, goes with CONTENT_LENGTH); resolves to the status and the body. */
+async function send(
+  address: string,
+  uri: string,
+  { method = 'GET', body, params = {} }: { method?: string; body?: string; params?: Record<string, string> } = {},
+): Promise<{ status: number; body: string }> {
   const client = new FcgiClient({ address, keepConn: false });
   try {
     const [path, query = ''] = uri.split('?');
+    const bodyParams: Record<string, string> = body === undefined ? {} : { CONTENT_TYPE: 'text/plain', CONTENT_LENGTH: String(Buffer.byteLength(body)) };
     const response = await client.request({
       params: {
-        REQUEST_METHOD: 'GET',
+        REQUEST_METHOD: method,
         REQUEST_URI: uri,
         SCRIPT_NAME: path!,
         QUERY_STRING: query,
         SERVER_PROTOCOL: 'HTTP/1.1',
         GATEWAY_INTERFACE: 'CGI/1.1',
-        ...extraParams,
+        ...bodyParams,
+        ...params,
       },
+      body,
     });
     return { status: response.status, body: await response.text() };
   } finally {
     await client.close();
   }
+}
+
+function get(address: string, uri = '/', params: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return send(address, uri, { params });
 }
 
 test('serves a native app on a Unix socket (mode 0660), and SIGTERM stops it with status 0', { timeout: TIMEOUT }, async (t) => {
@@ -241,28 +252,6 @@ test('npm start: the guestbook with --http alone listens on a private Unix socke
   assert.throws(() => statSync(dirname(socket!)), /ENOENT/, 'the private folder is removed at exit');
 });
 
-/** One POST of a text body through the project's FastCGI client. */
-async function post(address: string, uri: string, body: string): Promise<{ status: number; body: string }> {
-  const client = new FcgiClient({ address, keepConn: false });
-  try {
-    const response = await client.request({
-      params: {
-        REQUEST_METHOD: 'POST',
-        REQUEST_URI: uri,
-        SCRIPT_NAME: uri,
-        QUERY_STRING: '',
-        SERVER_PROTOCOL: 'HTTP/1.1',
-        CONTENT_TYPE: 'text/plain',
-        CONTENT_LENGTH: String(Buffer.byteLength(body)),
-      },
-      body,
-    });
-    return { status: response.status, body: await response.text() };
-  } finally {
-    await client.close();
-  }
-}
-
 test('--api node serves Express 4 and 5, Koa, Connect and Fastify app modules unchanged', { timeout: TIMEOUT }, async (t) => {
   const dir = tempDir(t);
   await Promise.all(
@@ -271,7 +260,7 @@ test('--api node serves Express 4 and 5, Koa, Connect and Fastify app modules un
       const app = start(t, [`test/fixtures/cli-frameworks/${name}.mjs`, '--api', 'node', '--listen', `unix:${socket}`]);
       await app.waitFor(/serving .* as a Node request listener/);
       assert.deepEqual(await get(`unix:${socket}`, '/greet/ada?x=1'), { status: 200, body: `${name} ada 1` }, `${name}: a route with a parameter and a query`);
-      assert.deepEqual(await post(`unix:${socket}`, '/echo', 'hello body'), { status: 200, body: `${name} got hello body` }, `${name}: a request body`);
+      assert.deepEqual(await send(`unix:${socket}`, '/echo', { method: 'POST', body: 'hello body' }), { status: 200, body: `${name} got hello body` }, `${name}: a request body`);
       app.child.kill('SIGTERM');
       assert.deepEqual(await app.exited, { code: 0, signal: null }, `${name}: stops gracefully`);
     }),

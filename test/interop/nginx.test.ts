@@ -2,7 +2,6 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 import { inspect } from 'node:util';
 import { createServer, type FcgiServer, type Handler, type Response } from '../../src/index.js';
 import { formatListenAddress } from '../../src/server/listen.js';
+import { request as sendHttp, write, type HttpResult, type RequestSpec } from '../helpers/http-request.js';
 import { captureLogger, type CaptureLogger } from '../helpers/log-capture.js';
 import { startWebServer, type WebServer } from './harness.js';
 import { ACCEL_CONTENT, ACCEL_FILE, nginx } from './nginx-server.js';
@@ -271,50 +271,9 @@ function summarize(records: WireRecord[]): string {
 
 // ---- the HTTP client side ----
 
-interface HttpResult {
-  status: number;
-  statusMessage: string;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-interface RequestSpec {
-  method?: string;
-  headers?: http.OutgoingHttpHeaders;
-  /** A whole body, sent with Content-Length. */
-  body?: Buffer;
-  /** A body written piece by piece (no Content-Length: Node sends it chunked). */
-  stream?: (req: http.ClientRequest) => Promise<void>;
-}
-
-async function write(req: http.ClientRequest, chunk: Buffer): Promise<void> {
-  if (!req.write(chunk)) await once(req, 'drain');
-}
-
+/** One request through the suite's keep-alive agent (test/helpers/http-request.ts). */
 function request(agent: http.Agent, origin: string, path: string, spec: RequestSpec = {}): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const headers: http.OutgoingHttpHeaders = { ...spec.headers };
-    if (spec.body !== undefined) headers['content-length'] = spec.body.length;
-    if (spec.stream !== undefined) headers['transfer-encoding'] = 'chunked';
-    const req = http.request(new URL(path, origin), { method: spec.method ?? 'GET', headers, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, body: Buffer.concat(chunks) }),
-      );
-    });
-    req.on('error', reject);
-    req.setTimeout(TIMEOUT, () => req.destroy(new Error(`no answer to ${spec.method ?? 'GET'} ${path} within ${TIMEOUT} ms`)));
-    if (spec.stream !== undefined) {
-      spec.stream(req).then(
-        () => req.end(),
-        (error: unknown) => req.destroy(error as Error),
-      );
-    } else {
-      req.end(spec.body);
-    }
-  });
+  return sendHttp(origin, path, { ...spec, agent });
 }
 
 function sha256(data: Buffer): string {
