@@ -53,6 +53,26 @@ async function start(listener: NodeRequestListener, options: CreateNodeServerOpt
   return app;
 }
 
+/** A listener that reads the body and keeps the code of the error its request fails with (`failure.code`, read once it has come). */
+async function startBodyReader(options: CreateNodeServerOptions): Promise<{ app: Running; failure: { readonly code: string | undefined } }> {
+  let error: unknown;
+  const app = await start((req) => {
+    req.on('error', (failure) => {
+      error = failure;
+    });
+    req.resume();
+  }, options);
+  return {
+    app,
+    failure: {
+      get code() {
+        return (error as { code?: string } | undefined)?.code;
+      },
+    },
+  };
+}
+
+
 /** One request over a raw connection; the whole CGI output, split. */
 async function raw(app: Running, params: Record<string, string>, body = ''): Promise<{ status: number; head: string; body: Buffer; stderr: string; appStatus: number }> {
   const peer = await RawPeer.connect(app.address);
@@ -483,33 +503,15 @@ describe('request bodies', () => {
   });
 
   test('a body past maxBodyBytes fails the request while it is read: 413, as Node answers what it cannot parse', async () => {
-    let error: unknown;
-    const app = await start(
-      (req) => {
-        req.on('error', (failure) => {
-          error = failure;
-        });
-        req.resume();
-      },
-      { maxBodyBytes: 1000 },
-    );
+    const { app, failure } = await startBodyReader({ maxBodyBytes: 1000 });
     const answer = await raw(app, requestParams('POST', '/'), 'x'.repeat(5000));
     assert.equal(answer.status, 413);
     await sleep(10);
-    assert.equal((error as { code?: string } | undefined)?.code, 'NODEFPM_BODY_TOO_LARGE');
+    assert.equal(failure.code, 'NODEFPM_BODY_TOO_LARGE');
   });
 
   test('a body the web server stops sending fails the request after bodyTimeout: 408, and the request gets the error', async () => {
-    let error: unknown;
-    const app = await start(
-      (req) => {
-        req.on('error', (failure) => {
-          error = failure;
-        });
-        req.resume();
-      },
-      { bodyTimeout: 100 },
-    );
+    const { app, failure } = await startBodyReader({ bodyTimeout: 100 });
     const peer = await RawPeer.connect(app.address);
     try {
       peer.sendBegin(1);
@@ -518,7 +520,7 @@ describe('request bodies', () => {
       const cgi = splitCgi((await peer.waitForEnd(1, 10_000)).stdout);
       assert.equal(cgi.status, 408);
       await sleep(10);
-      assert.equal((error as { code?: string } | undefined)?.code, 'NODEFPM_BODY_TIMEOUT');
+      assert.equal(failure.code, 'NODEFPM_BODY_TIMEOUT');
     } finally {
       peer.close();
     }
