@@ -72,7 +72,6 @@ async function startBodyReader(options: CreateNodeServerOptions): Promise<{ app:
   };
 }
 
-
 /** One request over a raw connection; the whole CGI output, split. */
 async function raw(app: Running, params: Record<string, string>, body = ''): Promise<{ status: number; head: string; body: Buffer; stderr: string; appStatus: number }> {
   const peer = await RawPeer.connect(app.address);
