@@ -24,7 +24,7 @@ export function createServer(handler: Handler | RoleHandlers, options: CreateSer
 }
 
 export { FcgiServer, type ExchangeHandler, type ServerStats } from './server/server.js';
-export { Exchange, ExchangeState, type ExchangeListener } from './server/exchange.js';
+export { Exchange, ExchangeState, type ExchangeListener, type ExchangeOutputObserver } from './server/exchange.js';
 export { InputStream } from './server/input-stream.js';
 export { defaultLimits, type Limits, type ServerOptions } from './server/options.js';
 export {

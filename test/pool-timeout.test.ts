@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { FcgiClient } from '../src/client/index.js';
 import { APP, TIMEOUT, eventually, request, startLoad, startMaster, statusJson, tempDir } from './fixtures/pool-harness.js';
 
 test('the slow log holds the request and the stack of the function blocking the event loop', { timeout: TIMEOUT }, async (t) => {
@@ -58,4 +59,23 @@ test('--request-timeout kills a worker whose event loop stays blocked: its reque
   // Kept connections to the killed worker that were idle are retried by the client; one in use there would fail.
   assert.ok(result.failed <= 2, `at most the requests the stuck worker held: ${JSON.stringify(result.failures)}`);
   assert.doesNotMatch(master.stderr, /NODEFPM_WORKER_CRASHED/, 'a timeout kill is not counted as a crash');
+});
+
+test('--request-timeout: a request whose output had begun is not answered by the watchdog; its connection is closed', { timeout: TIMEOUT }, async (t) => {
+  const address = `unix:${join(tempDir(t), 'timeout-output.sock')}`;
+  const master = startMaster(t, [APP, '--listen', address, '--workers', '1', '--request-timeout', '1s']);
+  await master.waitForWorkers(1);
+  const client = new FcgiClient({ address, keepConn: false });
+  t.after(() => client.close());
+  const response = await client.request({
+    params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/flush-then-block?ms=60000', SCRIPT_NAME: '/flush-then-block', QUERY_STRING: 'ms=60000', SERVER_PROTOCOL: 'HTTP/1.1' },
+  });
+  // The head the handler flushed arrived; a 504 written after it would corrupt the stream, so none comes.
+  assert.equal(response.status, 200, 'the head the handler sent');
+  await assert.rejects(response.text(), /connection/i, 'the body ends with the lost connection, not with a 504 page');
+  const killed = await master.waitFor(/killed: its event loop was blocked for [\d.]+ s, longer than --request-timeout \(1\.00 s\); requests: GET \/flush-then-block\?ms=60000 \([\d.]+ s, connection closed\)/);
+  assert.ok(killed !== null, 'the kill is logged, the request as closed rather than answered');
+  await master.waitForWorkers(1);
+  const after = await request(address, '/');
+  assert.equal(after.status, 200, 'the replacement worker serves');
 });

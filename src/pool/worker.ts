@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { isNodefpmError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Connection } from '../server/connection.js';
-import type { Exchange } from '../server/exchange.js';
+import type { Exchange, ExchangeOutputObserver } from '../server/exchange.js';
 import { FcgiServer, type ExchangeHandler } from '../server/server.js';
 import { accessFormatter, statusOfHead, type AccessFormatter } from './access-log.js';
 import { LogFile } from './log-file.js';
@@ -50,6 +50,33 @@ interface Tracked {
   /** Status and head length seen by writeHead (access log). */
   status: number;
   headLength: number;
+}
+
+/**
+ * One request's output, as the access log and the watchdog need it: the status from the head, and
+ * the moment output may have reached the socket (from then on the watchdog must not answer for the
+ * request itself).
+ */
+class OutputWatch implements ExchangeOutputObserver {
+  readonly #tracked: Tracked;
+  readonly #logging: boolean;
+  readonly #slots: SlotTable | null;
+
+  constructor(tracked: Tracked, logging: boolean, slots: SlotTable | null) {
+    this.#tracked = tracked;
+    this.#logging = logging;
+    this.#slots = slots;
+  }
+
+  headQueued(head: string): void {
+    if (!this.#logging) return;
+    this.#tracked.status = statusOfHead(head);
+    this.#tracked.headLength = head.length;
+  }
+
+  outputBegan(): void {
+    this.#slots?.markOutput(this.#tracked.slot);
+  }
 }
 
 function send(message: FromWorker, callback?: () => void): void {
@@ -181,44 +208,9 @@ export class WorkerServer extends FcgiServer {
     }
     // Only what is asked for is paid for: the access log needs the status, the request timeout needs to know when output began.
     const watchOutput = tracked.slot >= 0 && this.#settings.requestTimeout > 0;
-    if (this.#format !== null || watchOutput) this.#instrument(exchange, tracked, watchOutput ? slots : null);
+    if (this.#format !== null || watchOutput) exchange.outputObserver = new OutputWatch(tracked, this.#format !== null, watchOutput ? slots : null);
     if (this.#intercept(exchange)) return;
     super.dispatch(exchange);
-  }
-
-  /**
-   * Wraps the exchange's output methods for this request: the access log learns the status from the
-   * head, and the watchdog learns that output may have reached the socket before any byte can have.
-   */
-  #instrument(exchange: Exchange, tracked: Tracked, slots: SlotTable | null): void {
-    const writeHead = exchange.writeHead;
-    const slot = tracked.slot;
-    const logging = this.#format !== null;
-    exchange.writeHead = (head: string): boolean => {
-      if (logging) {
-        tracked.status = statusOfHead(head);
-        tracked.headLength = head.length;
-      }
-      slots?.markOutput(slot);
-      return writeHead.call(exchange, head);
-    };
-    if (slots !== null) {
-      const write = exchange.write;
-      const end = exchange.end;
-      const writeStderr = exchange.writeStderr;
-      exchange.write = (chunk) => {
-        slots.markOutput(slot);
-        return write.call(exchange, chunk);
-      };
-      exchange.writeStderr = (chunk) => {
-        slots.markOutput(slot);
-        return writeStderr.call(exchange, chunk);
-      };
-      exchange.end = (appStatus?: number) => {
-        slots.markOutput(slot);
-        end.call(exchange, appStatus);
-      };
-    }
   }
 
   override requestFinished(exchange?: Exchange): void {

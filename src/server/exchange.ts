@@ -30,6 +30,17 @@ export interface ExchangeHost extends InputSource {
   exchangeEnded(exchange: Exchange): void;
 }
 
+/**
+ * Watches a request's output as the handler produces it, for a layer that must know without taking
+ * part (a process manager's access log and request watchdog). null, the default, costs one check per call.
+ */
+export interface ExchangeOutputObserver {
+  /** The CGI head was queued (again, when a handler replaces a head that has not gone out yet). */
+  headQueued(head: string): void;
+  /** The handler produced output (head, body, FCGI_STDERR or the end): bytes may reach the socket from now on. Called once. */
+  outputBegan(): void;
+}
+
 /** Told about events the layer above must react to. */
 export interface ExchangeListener {
   /** Output may be written again after write() returned false. */
@@ -99,6 +110,8 @@ export class Exchange {
   bodyIdleSince = -1;
   /** The layer above (the native Response, an adapter) that hears about drain and abort. */
   listener: ExchangeListener | null = null;
+  /** Watches output for a process manager (see ExchangeOutputObserver); set before dispatch. */
+  outputObserver: ExchangeOutputObserver | null = null;
 
   readonly #host: ExchangeHost;
   #paramsBlock: ParamsBlock | null = null;
@@ -113,6 +126,8 @@ export class Exchange {
   #stdoutBytes = 0;
   #stderrUsed = false;
   #needDrain = false;
+  /** outputObserver.outputBegan() was called. */
+  #outputBegan = false;
   /**
    * Filter role (section 6.4: STDIN is read to its end before output starts): true until the web server
    * has sent all of STDIN. Meanwhile output is queued, not sent; end() is remembered in #heldEnd.
@@ -298,6 +313,7 @@ export class Exchange {
    * bytes, in the same record when they fit.
    */
   writeHead(head: string): boolean {
+    if (this.outputObserver !== null) this.#observeOutput(head);
     if (this.#abortReason !== null || this.state === ExchangeState.Ended) return true;
     // A head still queued is replaced: its bytes must leave the count, or the STDOUT record's length would lie.
     if (this.#head !== null) this.#outBytes -= this.#head.length;
@@ -309,6 +325,7 @@ export class Exchange {
 
   /** Queues STDOUT bytes (strings as UTF-8). Returns false when the caller should wait for exchangeDrained(). */
   write(chunk: string | Uint8Array): boolean {
+    if (this.outputObserver !== null && !this.#outputBegan) this.#observeOutput(null);
     if (this.#abortReason !== null || this.state === ExchangeState.Ended) return true;
     const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     if (length === 0) return !this.#host.outputBlocked;
@@ -320,6 +337,7 @@ export class Exchange {
 
   /** Writes to FCGI_STDERR, which web servers put in their error log. Queued STDOUT goes first. */
   writeStderr(chunk: string | Uint8Array): boolean {
+    if (this.outputObserver !== null && !this.#outputBegan) this.#observeOutput(null);
     if (this.#abortReason !== null || this.state === ExchangeState.Ended) return true;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (bytes.length === 0) return !this.#host.outputBlocked;
@@ -339,6 +357,7 @@ export class Exchange {
    * with `appStatus` go out together. After an abort only END_REQUEST is sent. Later calls do nothing.
    */
   end(appStatus = 0): void {
+    if (this.outputObserver !== null && !this.#outputBegan) this.#observeOutput(null);
     if (this.state === ExchangeState.Ended) return;
     if (this.#awaitingStdin && this.#abortReason === null) {
       // Section 6.4: nothing leaves before the end of STDIN. The handler is done, so what it has not
@@ -410,6 +429,16 @@ export class Exchange {
   flushPending(): void {
     this.#flushQueued = false;
     if (this.#outBytes > 0 && this.state !== ExchangeState.Ended && !this.#awaitingStdin) this.#flush(false, 0, 0);
+  }
+
+  /** Tells the output observer of a head (when given) and of the first output. */
+  #observeOutput(head: string | null): void {
+    const observer = this.outputObserver!;
+    if (head !== null) observer.headQueued(head);
+    if (!this.#outputBegan) {
+      this.#outputBegan = true;
+      observer.outputBegan();
+    }
   }
 
   #afterWrite(): boolean {
