@@ -6,7 +6,7 @@ import fc from 'fast-check';
 
 import { NodefpmError, isNodefpmError, type ErrorCode } from '../errors.js';
 import { RecordType } from './constants.js';
-import { decodePairList, decodePairs, encodePairs, encodeParams, forEachPair, MAX_PAIR_LENGTH, type PairsInput } from './name-value.js';
+import { decodePairList, decodePairs, encodePairs, encodeParams, forEachPair, MAX_PAIR_LENGTH, ParamNames, ParamsBlock, type PairsInput } from './name-value.js';
 import { readHeader } from './record.js';
 
 function h(spaced: string): Buffer {
@@ -587,5 +587,54 @@ describe('encodePairs: arrays of strings (its fast path) and every other input e
         assert.throws(() => encodePairs(input), (error: unknown) => isNodefpmError(error, 'NODEFPM_INVALID_PARAM') && named.test(error.message));
       }
     }
+  });
+});
+
+describe('ParamsBlock', () => {
+  const names = new ParamNames(['CONTENT_LENGTH', 'REQUEST_METHOD', 'REQUEST_URI']);
+
+  it('finds names found while validating and names it scans for alike, the last of a repeated name winning', () => {
+    const bytes = encodePairs([
+      ['REQUEST_METHOD', 'GET'],
+      ['HTTP_HOST', 'a'],
+      ['REQUEST_METHOD', 'POST'],
+      ['HTTP_HOST', 'b'],
+      ['CONTENT_LENGTH', ''],
+    ]);
+    for (const block of [new ParamsBlock(bytes, names), new ParamsBlock(bytes)]) {
+      assert.equal(block.get('REQUEST_METHOD'), 'POST');
+      assert.equal(block.get('HTTP_HOST'), 'b');
+      assert.equal(block.get('CONTENT_LENGTH'), '', 'an empty value is a value');
+      assert.equal(block.get('REQUEST_URI'), undefined, 'a found name that was not sent');
+      assert.equal(block.get('QUERY_STRING'), undefined);
+      // Same length as REQUEST_METHOD, another name: never mistaken for it.
+      assert.equal(block.get('CONTENT_LENGTX'), undefined);
+    }
+  });
+
+  it('finds a value with a 4-byte length, and keeps Latin-1 bytes as they were', () => {
+    const long = 'x'.repeat(300) + '\u00e9\u00ff';
+    const block = new ParamsBlock(encodePairs({ REQUEST_URI: long, HTTP_X: '\u00e9' }), names);
+    assert.equal(block.get('REQUEST_URI'), long);
+    assert.equal(block.get('HTTP_X'), '\u00e9');
+  });
+
+  it('refuses a malformed stream when it is made', () => {
+    const bytes = encodePairs({ REQUEST_METHOD: 'GET' });
+    assertCode(() => new ParamsBlock(bytes.subarray(0, bytes.length - 1), names), 'NODEFPM_PROTOCOL_NAME_VALUE');
+    assertCode(() => new ParamsBlock(h('0e'), names), 'NODEFPM_PROTOCOL_NAME_VALUE');
+  });
+
+  it('get() agrees with toObject() for every name, found or not (property)', () => {
+    const name = fc.oneof(fc.constantFrom('CONTENT_LENGTH', 'REQUEST_METHOD', 'REQUEST_URI', 'REQUEST_METHOX'), latin1String(20).filter((n) => n !== ''));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, latin1String(300)), { maxLength: 12 }), (pairs) => {
+        const bytes = encodePairs(pairs);
+        const decoded = decodePairs(bytes);
+        const block = new ParamsBlock(bytes, names);
+        for (const [key] of pairs) assert.equal(block.get(key), decoded[key]);
+        for (const key of names.names) assert.equal(block.get(key), decoded[key]);
+      }),
+    );
   });
 });

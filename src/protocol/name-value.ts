@@ -189,6 +189,15 @@ export class PairCursor {
     return true;
   }
 
+  /** True when the current pair's name is the bytes `name`. */
+  nameIsBytes(name: Uint8Array): boolean {
+    const start = this.nameStart;
+    if (this.valueStart - start !== name.length) return false;
+    const source = this.#source;
+    for (let i = 0; i < name.length; i++) if (source[start + i] !== name[i]) return false;
+    return true;
+  }
+
   /** True when the current pair's name is `name` (compared byte by byte, as Latin-1). */
   nameIs(name: string): boolean {
     const start = this.nameStart;
@@ -233,32 +242,78 @@ export function validatePairs(source: Uint8Array): number {
 }
 
 /**
+ * Param names a ParamsBlock finds in the pass that validates it, so that get() answers them without
+ * a walk of its own: the names a server reads for every request (its body length, the method). Made
+ * once and shared by every block.
+ */
+export class ParamNames {
+  readonly names: readonly string[];
+  /** By name length: the names of that length, as bytes, with their position in `names`. */
+  readonly byLength: ReadonlyArray<ReadonlyArray<{ index: number; bytes: Uint8Array }> | undefined>;
+
+  constructor(names: readonly string[]) {
+    this.names = names;
+    const byLength: Array<Array<{ index: number; bytes: Uint8Array }> | undefined> = [];
+    names.forEach((name, index) => (byLength[name.length] ??= []).push({ index, bytes: Buffer.from(name, 'latin1') }));
+    this.byLength = byLength;
+  }
+}
+
+const NO_NAMES = new ParamNames([]);
+
+/**
  * A request's PARAMS stream, kept as bytes and decoded only as far as it is used: get() finds one
  * value by scanning the bytes, toObject() decodes everything once. Most requests need only a few
- * params (method, URI, content length), so most never pay for the whole decode. The bytes must
- * have passed validatePairs().
+ * params (method, URI, content length), so most never pay for the whole decode.
+ *
+ * The constructor validates the stream (a malformed one throws NODEFPM_PROTOCOL_NAME_VALUE) and, in
+ * the same pass, notes where the values of `found` names lie: get() answers those at once.
  */
 export class ParamsBlock {
   readonly bytes: Buffer;
+  readonly #found: ParamNames;
+  /** For found name i: its value's start at 2i and end at 2i+1 (the last pair of that name), or -1 when absent. */
+  readonly #foundAt: number[];
   #decoded: Params | null = null;
 
-  constructor(bytes: Buffer) {
+  constructor(bytes: Buffer, found: ParamNames = NO_NAMES) {
     this.bytes = bytes;
+    this.#found = found;
+    const foundAt: number[] = [];
+    for (let i = 0; i < found.names.length; i++) foundAt.push(-1, -1);
+    this.#foundAt = foundAt;
+    const byLength = found.byLength;
+    const cursor = new PairCursor(bytes);
+    while (cursor.next()) {
+      const candidates = byLength[cursor.valueStart - cursor.nameStart];
+      if (candidates === undefined) continue;
+      for (const candidate of candidates) {
+        if (!cursor.nameIsBytes(candidate.bytes)) continue;
+        foundAt[2 * candidate.index] = cursor.valueStart;
+        foundAt[2 * candidate.index + 1] = cursor.valueEnd;
+        break;
+      }
+    }
   }
 
   /** The value of `name` (the last one, if repeated), or undefined. */
   get(name: string): string | undefined {
     if (this.#decoded !== null) return this.#decoded[name];
+    const found = this.#found.names.indexOf(name);
+    if (found !== -1) {
+      const start = this.#foundAt[2 * found]!;
+      return start === -1 ? undefined : this.bytes.toString('latin1', start, this.#foundAt[2 * found + 1]);
+    }
     const cursor = new PairCursor(this.bytes);
-    let found = -1;
-    let foundEnd = -1;
+    let valueStart = -1;
+    let valueEnd = -1;
     while (cursor.next()) {
       if (cursor.nameIs(name)) {
-        found = cursor.valueStart;
-        foundEnd = cursor.valueEnd;
+        valueStart = cursor.valueStart;
+        valueEnd = cursor.valueEnd;
       }
     }
-    return found === -1 ? undefined : this.bytes.toString('latin1', found, foundEnd);
+    return valueStart === -1 ? undefined : this.bytes.toString('latin1', valueStart, valueEnd);
   }
 
   /** Every param, decoded once (a null-prototype object; later duplicates win). */

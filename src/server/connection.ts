@@ -16,7 +16,6 @@ import {
   decodeBeginRequest,
   decodePairList,
   encodePairs,
-  validatePairs,
   encodeRecord,
   encodeUnknownType,
   recordTypeName,
@@ -24,7 +23,7 @@ import {
   writeEndRequest,
   type RecordSink,
 } from '../protocol/index.js';
-import { Exchange, ExchangeState, type ExchangeHost } from './exchange.js';
+import { EVERY_REQUEST_PARAMS, Exchange, ExchangeState, type ExchangeHost } from './exchange.js';
 import type { InputStream } from './input-stream.js';
 import type { ResolvedOptions } from './options.js';
 
@@ -392,15 +391,15 @@ export class Connection implements RecordSink, ExchangeHost {
       return;
     }
     this.#clearTimer(exchange);
-    const bytes = exchange.takeParamsBytes();
+    let block: ParamsBlock;
     try {
-      validatePairs(bytes);
+      block = new ParamsBlock(exchange.takeParamsBytes(), EVERY_REQUEST_PARAMS);
     } catch (error) {
       this.#log.error('malformed PARAMS stream; answering 400', { connection: this.id, request: exchange.id, error: (error as Error).message });
       exchange.respondWithStatus(400, 'malformed FastCGI params');
       return;
     }
-    exchange.setParams(new ParamsBlock(bytes));
+    exchange.setParams(block);
     if (exchange.declaredLength > this.#options.maxBodyBytes) {
       this.#limitHit(
         exchange,

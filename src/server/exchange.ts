@@ -11,6 +11,7 @@ import {
   paddingFor,
   writeEndRequest,
   writeHeader,
+  ParamNames,
   type ParamsBlock,
   type Params,
 } from '../protocol/index.js';
@@ -70,6 +71,12 @@ function declaredLengthOf(value: string | undefined): number {
   const length = Number(value);
   return Number.isSafeInteger(length) && length >= 0 ? length : -1;
 }
+
+/**
+ * Params read for (nearly) every request, found while the PARAMS stream is validated rather than by a
+ * walk each: the body's length (here), the method (every Request, every adapter's status line), the URI.
+ */
+export const EVERY_REQUEST_PARAMS = new ParamNames(['CONTENT_LENGTH', 'REQUEST_METHOD', 'REQUEST_URI', 'FCGI_DATA_LENGTH']);
 
 const EMPTY_PARAMS: Params = Object.freeze(Object.create(null) as Params);
 
