@@ -196,7 +196,7 @@ test('a bad command line exits 2 naming the problem; --help and --version exit 0
   const cases: Array<[string[], RegExp]> = [
     [['test/fixtures/cli-hello.mjs', '--max-body-bytes', 'lots'], /nodefpm: --max-body-bytes: expected a size in bytes/],
     [['test/fixtures/cli-hello.mjs', '--idle-timeot', '5s'], /nodefpm: unknown option --idle-timeot \(did you mean --idle-timeout\?\)/],
-    [['test/fixtures/cli-hello.mjs', '--listen', 'here'], /nodefpm: --listen: listen address "here": not a recognised form/],
+    [['test/fixtures/cli-hello.mjs', '--listen', 'here'], /nodefpm: --listen: listen address "here": no port given/],
     [['--listen', '127.0.0.1:0'], /nodefpm: no app module given\nUsage: nodefpm <app-module>/],
   ];
   const runs = cases.map(([args]) => start(t, args));

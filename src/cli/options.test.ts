@@ -156,7 +156,7 @@ test('a bad value is NODEFPM_INVALID_OPTION naming the option and what it expect
     [['--socket-mode', '1777'], /--socket-mode: must be at most 0777/],
     [['--api', 'express'], /--api: expected one of native, node, fetch, got "express"/],
     [['--log-level', 'loud'], /--log-level: expected one of error, warn, info, debug/],
-    [['--listen', 'nowhere'], /--listen: listen address "nowhere": not a recognised form; accepted forms: unix:/],
+    [['--listen', 'nowhere'], /--listen: listen address "nowhere": no port given \(a relative socket path needs the unix: prefix or \.\/\); accepted forms: unix:/],
     [['--listen', '127.0.0.1:99999'], /--listen: .*port "99999"/],
     [['--listen', '[nothost]:80'], /--listen: .*not an IPv6 address/],
     [['--allowed-clients', 'example.com'], /--allowed-clients: "example.com" is not an IPv4 or IPv6 address/],

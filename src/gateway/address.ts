@@ -1,11 +1,12 @@
 // Where the HTTP front listens: the accepted address forms, opening a server on one, and the URL to print for it.
 
 import net from 'node:net';
+import { formatSocketAddress, invalidAddress, parseSocketAddress, type AddressSyntax, type SocketAddress } from '../address.js';
 import { NodefpmError } from '../errors.js';
 import { clearStaleSocket } from '../server/listen.js';
 
 /** A parsed HTTP listen address. Port 0 asks the system for a free port. */
-export type HttpListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+export type HttpListenAddress = SocketAddress;
 
 /** Where the front ended up listening, once it does. */
 export interface GatewayAddress {
@@ -20,52 +21,26 @@ export interface GatewayAddress {
   readonly url: string | null;
 }
 
-const ACCEPTED = 'HOST:PORT, [IPv6]:PORT, unix:/path/front.sock or /path/front.sock';
-
-function invalid(text: string, why: string): NodefpmError {
-  return new NodefpmError('NODEFPM_INVALID_ADDRESS', `HTTP listen address ${JSON.stringify(text)}: ${why}; accepted forms: ${ACCEPTED}`);
-}
-
-function port(text: string, value: string): number {
-  // Digits only: Number() would also take "0x50", " 80" and "8e1".
-  if (!/^[0-9]{1,5}$/.test(value) || Number(value) > 65535) throw invalid(text, `port ${JSON.stringify(value)} is not 0-65535`);
-  return Number(value);
-}
+const HTTP_SYNTAX: AddressSyntax = {
+  what: 'HTTP listen address',
+  accepted: 'HOST:PORT, [IPv6]:PORT, unix:/path/front.sock or /path/front.sock',
+  minPort: 0,
+};
 
 /**
  * Parses an HTTP listen address: `HOST:PORT` (a name or IPv4 address; `0.0.0.0` for every interface),
- * `[IPv6]:PORT`, `unix:PATH` or an absolute `/PATH`. Throws NODEFPM_INVALID_ADDRESS otherwise. The CLI
- * can call it while parsing `--http`, so a bad value fails before anything starts.
+ * `[IPv6]:PORT`, `unix:PATH` or an absolute `/PATH` (src/address.ts has the rules). Throws
+ * NODEFPM_INVALID_ADDRESS otherwise. The CLI can call it while parsing `--http`, so a bad value fails
+ * before anything starts.
  */
 export function parseHttpAddress(text: string): HttpListenAddress {
-  if (typeof text !== 'string') throw invalid(String(text), 'expected a string');
-  const value = text.trim();
-  if (value.startsWith('unix:')) {
-    const path = value.slice(5);
-    if (path === '' || path.includes('\0')) throw invalid(text, 'no usable socket path after unix:');
-    return { kind: 'unix', path };
-  }
-  if (value.startsWith('/')) {
-    if (value.includes('\0')) throw invalid(text, 'the socket path contains a NUL byte');
-    return { kind: 'unix', path: value };
-  }
-  const bracketed = /^\[([^\]]+)\]:([^:]*)$/.exec(value);
-  if (bracketed !== null) {
-    if (!net.isIPv6(bracketed[1]!)) throw invalid(text, `${bracketed[1]} is not an IPv6 address`);
-    return { kind: 'tcp', host: bracketed[1]!, port: port(text, bracketed[2]!) };
-  }
-  const colon = value.lastIndexOf(':');
-  if (colon < 0) throw invalid(text, 'no port given');
-  if (value.indexOf(':') !== colon) throw invalid(text, 'an IPv6 address must be written in brackets, [::1]:8080');
-  const host = value.slice(0, colon);
-  if (host === '' || /[\s/\\[\]@?#]/.test(host)) throw invalid(text, `host ${JSON.stringify(host)} is not a host name or address`);
-  return { kind: 'tcp', host, port: port(text, value.slice(colon + 1)) };
+  if (typeof text !== 'string') throw invalidAddress(HTTP_SYNTAX, String(text), 'expected a string');
+  return parseSocketAddress(text, HTTP_SYNTAX);
 }
 
 /** The address written back in the form parseHttpAddress accepts. */
 export function formatHttpAddress(address: HttpListenAddress): string {
-  if (address.kind === 'unix') return `unix:${address.path}`;
-  return net.isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+  return formatSocketAddress(address);
 }
 
 /** The URL to print for a bound address (see GatewayAddress.url). */
@@ -86,10 +61,10 @@ export function urlFor(address: HttpListenAddress, secure: boolean): string | nu
  * address is not known from their description (an inherited fd, a systemd socket): ask the socket.
  */
 export function upstreamFor(listener: { kind: string; path?: string; host?: string; port?: number }): string | null {
-  if (listener.kind === 'unix' && typeof listener.path === 'string') return `unix:${listener.path}`;
+  if (listener.kind === 'unix' && typeof listener.path === 'string') return formatSocketAddress({ kind: 'unix', path: listener.path });
   if (listener.kind !== 'tcp' || typeof listener.host !== 'string' || typeof listener.port !== 'number' || listener.port === 0) return null;
   const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
-  return net.isIPv6(host) ? `[${host}]:${listener.port}` : `${host}:${listener.port}`;
+  return formatSocketAddress({ kind: 'tcp', host, port: listener.port });
 }
 
 /** Starts `server` listening on `address`; resolves to the bound address (the real port for port 0). */

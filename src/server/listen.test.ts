@@ -30,24 +30,27 @@ test('every accepted form parses', () => {
 
 test('bad addresses fail with NODEFPM_INVALID_ADDRESS, quoting the input, saying why and listing the accepted forms', () => {
   const cases: Array<[string, RegExp]> = [
-    ['', /not a recognised form/],
-    ['app.sock', /not a recognised form/],
+    ['', /it is empty/],
+    ['app.sock', /no port given \(a relative socket path needs the unix: prefix or \.\/\)/],
     ['unix:', /no socket path after unix:/],
     ['fd:', /fd: needs a file descriptor number/],
     ['fd:zero', /fd: needs a file descriptor number/],
     ['fd:-1', /fd: needs a file descriptor number/],
     ['systemd:', /no socket name after systemd:/],
-    ['127.0.0.1', /not a recognised form/],
+    ['127.0.0.1', /no port given/],
     ['127.0.0.1:', /port "" is not 0-65535/],
     ['127.0.0.1:65536', /port "65536" is not 0-65535/],
     ['127.0.0.1:http', /port "http" is not 0-65535/],
     ['127.0.0.1:-1', /port "-1" is not 0-65535/],
-    [':9000', /not a recognised form/],
-    ['::1:9000', /not a recognised form/],
-    ['[::1]', /not a recognised form/],
-    ['[::1]:', /not a recognised form/],
-    ['[127.0.0.1]:9000', /127\.0\.0\.1 is not an IPv6 address/],
+    [':9000', /the host is empty/],
+    ['::1:9000', /an IPv6 address must be written in brackets/],
+    ['[::1]', /the port is missing after the bracketed address/],
+    ['[::1]:', /port "" is not 0-65535/],
+    ['[127.0.0.1]:9000', /"127\.0\.0\.1" is not an IPv6 address/],
     ['[::1]:99999', /port "99999" is not 0-65535/],
+    // Rules listen addresses share with connect and HTTP addresses (src/address.ts).
+    ['host name:9000', /host "host name" contains characters a host name cannot/],
+    ['unix:/run/a\0b.sock', /the socket path contains a NUL byte/],
   ];
   for (const [text, why] of cases) {
     assert.throws(

@@ -3,11 +3,11 @@
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { fstatSync } from 'node:fs';
 import net from 'node:net';
+import { formatSocketAddress, invalidAddress, parseSocketAddress, type AddressSyntax, type SocketAddress } from '../address.js';
 import { NodefpmError } from '../errors.js';
 
 export type ListenAddress =
-  | { kind: 'unix'; path: string }
-  | { kind: 'tcp'; host: string; port: number }
+  | SocketAddress
   | { kind: 'fd'; fd: number }
   /** A socket passed by systemd socket activation (LISTEN_FDS), optionally chosen by its FileDescriptorName. */
   | { kind: 'systemd'; name?: string };
@@ -19,54 +19,37 @@ export interface ListenOptions {
   backlog?: number;
 }
 
-const ACCEPTED_FORMS = 'unix:/path/app.sock, /path/app.sock, HOST:PORT, [IPv6]:PORT, fd:N, or systemd[:NAME]';
+const LISTEN_SYNTAX: AddressSyntax = {
+  what: 'listen address',
+  accepted: 'unix:/path/app.sock, /path/app.sock, HOST:PORT, [IPv6]:PORT, fd:N, or systemd[:NAME]',
+  minPort: 0,
+  relativePaths: true,
+};
 
-function invalid(text: string, why: string): NodefpmError {
-  return new NodefpmError('NODEFPM_INVALID_ADDRESS', `listen address ${JSON.stringify(text)}: ${why}; accepted forms: ${ACCEPTED_FORMS}`);
-}
-
-function parsePort(text: string, port: string): number {
-  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw invalid(text, `port ${JSON.stringify(port)} is not 0-65535`);
-  return Number(port);
-}
-
-/** Parses the listen address forms nodefpm accepts (see ACCEPTED_FORMS). */
+/** Parses the listen address forms nodefpm accepts: a socket address (src/address.ts, port 0 and ./PATH allowed), fd:N, systemd[:NAME]. */
 export function parseListenAddress(text: string): ListenAddress {
   const value = text.trim();
-  if (value.startsWith('unix:')) {
-    const path = value.slice(5);
-    if (path === '') throw invalid(text, 'no socket path after unix:');
-    return { kind: 'unix', path };
-  }
-  if (value.startsWith('/') || value.startsWith('./') || value.startsWith('../')) return { kind: 'unix', path: value };
+  const invalid = (why: string): NodefpmError => invalidAddress(LISTEN_SYNTAX, JSON.stringify(text), why);
   if (value.startsWith('fd:')) {
     const fd = value.slice(3);
-    if (!/^\d+$/.test(fd)) throw invalid(text, 'fd: needs a file descriptor number');
+    if (!/^\d+$/.test(fd)) throw invalid('fd: needs a file descriptor number');
     return { kind: 'fd', fd: Number(fd) };
   }
   if (value === 'systemd') return { kind: 'systemd' };
   if (value.startsWith('systemd:')) {
     const name = value.slice(8);
-    if (name === '') throw invalid(text, 'no socket name after systemd:');
+    if (name === '') throw invalid('no socket name after systemd:');
     return { kind: 'systemd', name };
   }
-  const bracketed = /^\[([^\]]+)\]:(.+)$/.exec(value);
-  if (bracketed !== null) {
-    if (net.isIPv6(bracketed[1]!) === false) throw invalid(text, `${bracketed[1]} is not an IPv6 address`);
-    return { kind: 'tcp', host: bracketed[1]!, port: parsePort(text, bracketed[2]!) };
-  }
-  const colon = value.lastIndexOf(':');
-  if (colon <= 0 || value.indexOf(':') !== colon) throw invalid(text, 'not a recognised form');
-  return { kind: 'tcp', host: value.slice(0, colon), port: parsePort(text, value.slice(colon + 1)) };
+  return parseSocketAddress(text, LISTEN_SYNTAX);
 }
 
 /** Formats an address back into the text form parseListenAddress accepts. */
 export function formatListenAddress(address: ListenAddress): string {
   switch (address.kind) {
     case 'unix':
-      return `unix:${address.path}`;
     case 'tcp':
-      return net.isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+      return formatSocketAddress(address);
     case 'fd':
       return `fd:${address.fd}`;
     case 'systemd':
