@@ -263,11 +263,12 @@ const NO_NAMES = new ParamNames([]);
 
 /**
  * A request's PARAMS stream, kept as bytes and decoded only as far as it is used: get() finds one
- * value by scanning the bytes, toObject() decodes everything once. Most requests need only a few
- * params (method, URI, content length), so most never pay for the whole decode.
+ * value without decoding the others, toObject() decodes everything once. Most requests need only a
+ * few params (method, URI, content length), so most never pay for the whole decode.
  *
  * The constructor validates the stream (a malformed one throws NODEFPM_PROTOCOL_NAME_VALUE) and, in
- * the same pass, notes where the values of `found` names lie: get() answers those at once.
+ * the same pass, notes where the values of `found` names lie: get() answers those at once and scans
+ * the bytes for any other name.
  */
 export class ParamsBlock {
   readonly bytes: Buffer;
