@@ -320,7 +320,11 @@ export class Exchange {
    * bytes, in the same record when they fit.
    */
   writeHead(head: string): boolean {
-    if (this.outputObserver !== null) this.#observeOutput(head);
+    const observer = this.outputObserver;
+    if (observer !== null) {
+      observer.headQueued(head);
+      this.#noteOutput();
+    }
     if (this.#abortReason !== null || this.state === ExchangeState.Ended) return true;
     // A head still queued is replaced: its bytes must leave the count, or the STDOUT record's length would lie.
     if (this.#head !== null) this.#outBytes -= this.#head.length;
@@ -332,7 +336,7 @@ export class Exchange {
 
   /** Queues STDOUT bytes (strings as UTF-8). Returns false when the caller should wait for exchangeDrained(). */
   write(chunk: string | Uint8Array): boolean {
-    if (this.outputObserver !== null && !this.#outputBegan) this.#observeOutput(null);
+    if (this.outputObserver !== null) this.#noteOutput();
     if (this.#abortReason !== null || this.state === ExchangeState.Ended) return true;
     const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     if (length === 0) return !this.#host.outputBlocked;
@@ -344,7 +348,7 @@ export class Exchange {
 
   /** Writes to FCGI_STDERR, which web servers put in their error log. Queued STDOUT goes first. */
   writeStderr(chunk: string | Uint8Array): boolean {
-    if (this.outputObserver !== null && !this.#outputBegan) this.#observeOutput(null);
+    if (this.outputObserver !== null) this.#noteOutput();
     if (this.#abortReason !== null || this.state === ExchangeState.Ended) return true;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (bytes.length === 0) return !this.#host.outputBlocked;
@@ -364,7 +368,7 @@ export class Exchange {
    * with `appStatus` go out together. After an abort only END_REQUEST is sent. Later calls do nothing.
    */
   end(appStatus = 0): void {
-    if (this.outputObserver !== null && !this.#outputBegan) this.#observeOutput(null);
+    if (this.outputObserver !== null) this.#noteOutput();
     if (this.state === ExchangeState.Ended) return;
     if (this.#awaitingStdin && this.#abortReason === null) {
       // Section 6.4: nothing leaves before the end of STDIN. The handler is done, so what it has not
@@ -438,14 +442,11 @@ export class Exchange {
     if (this.#outBytes > 0 && this.state !== ExchangeState.Ended && !this.#awaitingStdin) this.#flush(false, 0, 0);
   }
 
-  /** Tells the output observer of a head (when given) and of the first output. */
-  #observeOutput(head: string | null): void {
-    const observer = this.outputObserver!;
-    if (head !== null) observer.headQueued(head);
-    if (!this.#outputBegan) {
-      this.#outputBegan = true;
-      observer.outputBegan();
-    }
+  /** Tells the output observer, the first time only, that output began. */
+  #noteOutput(): void {
+    if (this.#outputBegan) return;
+    this.#outputBegan = true;
+    this.outputObserver!.outputBegan();
   }
 
   #afterWrite(): boolean {

@@ -1,7 +1,7 @@
 // The absolute URL of a fetch Request, from CGI params: scheme, host (HTTP_HOST or SERVER_NAME:SERVER_PORT) and REQUEST_URI.
 
 import { NodefpmError } from '../../errors.js';
-import { PairCursor } from '../../protocol/index.js';
+import { PairCursor, ParamNames } from '../../protocol/index.js';
 
 /** The params requestUrl() reads, found one by one so the rest stay undecoded. */
 export type ParamLookup = (name: string) => string | undefined;
@@ -14,8 +14,7 @@ export type TargetName = (typeof TARGET_NAMES)[number];
 export type TargetParams = Array<string | undefined>;
 
 /** TARGET_NAMES by length, as bytes with their index: a pair whose name has no such length is passed over at once. */
-const targetsByLength: Array<Array<{ index: number; bytes: Uint8Array }> | undefined> = [];
-TARGET_NAMES.forEach((name, index) => (targetsByLength[name.length] ??= []).push({ index, bytes: Buffer.from(name, 'latin1') }));
+const targetsByLength = new ParamNames(TARGET_NAMES).byLength;
 
 /**
  * The params of TARGET_NAMES, read in one pass over the PARAMS bytes (a later duplicate replaces an
@@ -28,14 +27,10 @@ export function readTargetParams(bytes: Buffer): TargetParams {
   let text: string | null = null;
   const cursor = new PairCursor(bytes);
   while (cursor.next()) {
-    const start = cursor.nameStart;
-    const candidates = targetsByLength[cursor.valueStart - start];
+    const candidates = targetsByLength[cursor.valueStart - cursor.nameStart];
     if (candidates === undefined) continue;
     for (const candidate of candidates) {
-      const name = candidate.bytes;
-      let i = 0;
-      while (i < name.length && bytes[start + i] === name[i]) i++;
-      if (i === name.length) {
+      if (cursor.nameIsBytes(candidate.bytes)) {
         text ??= bytes.toString('latin1');
         found[candidate.index] = text.slice(cursor.valueStart, cursor.valueEnd);
         break;
