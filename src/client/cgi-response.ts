@@ -1,5 +1,6 @@
 // The CGI response head at the start of FCGI_STDOUT: an incremental parser giving status, headers and the first body bytes.
 
+import { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import { NodefpmError } from '../errors.js';
 

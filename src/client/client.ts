@@ -1,5 +1,6 @@
 // FcgiClient: a small pool of kept-alive connections to one FastCGI application, and the request API on top of it.
 
+import { Buffer } from 'node:buffer';
 import { NodefpmError, isNodefpmError } from '../errors.js';
 import { encodePairs, type Role } from '../protocol/index.js';
 import { formatConnectTarget, parseConnectAddress, type ConnectAddress, type ConnectTarget } from './address.js';

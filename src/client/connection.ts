@@ -1,5 +1,6 @@
 // One socket to a FastCGI application: writes requests as records and demultiplexes the answers by request id.
 
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';

@@ -1,5 +1,6 @@
 // What a client request resolves to: the parsed CGI head, the body stream, collected stderr, and END_REQUEST's statuses.
 
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';

@@ -1,5 +1,6 @@
 // The built-in HTTP front: a node:http server that forwards each request over FastCGI (through FcgiClient's kept-alive pool) and relays the CGI response.
 
+import { Buffer } from 'node:buffer';
 import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import { tmpdir } from 'node:os';

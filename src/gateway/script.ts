@@ -1,5 +1,6 @@
 // Script mode (PHP-FPM and other script runners): maps a request path onto documentRoot as nginx's PHP location with try_files and fastcgi_split_path_info does.
 
+import { Buffer } from 'node:buffer';
 import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { NodefpmError } from '../errors.js';

@@ -1,5 +1,6 @@
 // X-Accel-Redirect (nginx) and X-Sendfile (lighttpd, Apache's mod_xsendfile): which file an app's header names, within the mapping the operator configured.
 
+import { Buffer } from 'node:buffer';
 import { stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { isAbsolute, resolve, sep } from 'node:path';

@@ -1,5 +1,6 @@
 // Request bodies on their way to FCGI_STDIN: counted against maxBodyBytes while streamed, or spooled whole (memory, then a temp file) to learn a chunked body's length.
 
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';

@@ -1,5 +1,6 @@
 // The request body as the application reads it: chunks, whole (bytes, text, JSON) or line by line, each bounded.
 
+import { Buffer } from 'node:buffer';
 import { Readable } from 'node:stream';
 import { NodefpmError } from '../errors.js';
 import type { InputStream } from '../server/input-stream.js';

@@ -1,5 +1,6 @@
 // Cookies both ways: the Cookie request header parsed leniently as browsers send it, Set-Cookie lines built strictly.
 
+import { Buffer } from 'node:buffer';
 import { NodefpmError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { looksSigned, type Signer } from './signing.js';

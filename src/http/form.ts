@@ -1,5 +1,6 @@
 // Forms: the Form result, the form limits and their defaults, the Content-Type dispatch, and the streaming application/x-www-form-urlencoded parser.
 
+import { Buffer } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import { NodefpmError } from '../errors.js';
 import type { Body } from './body.js';

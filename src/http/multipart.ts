@@ -1,5 +1,6 @@
 // multipart/form-data read as a stream through busboy: fields, files to temp files or to the handler's streams, every limit and malformation mapped to a 413 or a 400.
 
+import { Buffer } from 'node:buffer';
 import { PassThrough, type Readable } from 'node:stream';
 import busboy from 'busboy';
 import { NodefpmError, isNodefpmError } from '../errors.js';

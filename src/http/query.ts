@@ -1,5 +1,6 @@
 // The query string parsed strictly: percent-decoding that refuses bad escapes and bad UTF-8, repeated keys kept, the pair count bounded.
 
+import { Buffer } from 'node:buffer';
 import { NodefpmError } from '../errors.js';
 
 /** A query value: a string, or every value in order when the key is repeated. */

@@ -1,5 +1,6 @@
 // The native Response: status, headers and body written as CGI output (a Status: line, no hop-by-hop headers), with backpressure.
 
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import { Writable } from 'node:stream';

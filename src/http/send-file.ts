@@ -1,5 +1,6 @@
 // res.sendFile: a file streamed with backpressure, Range, ETag and conditional requests, or handed to the web server (X-Sendfile, X-Accel-Redirect); paths kept inside their root.
 
+import { Buffer } from 'node:buffer';
 import { constants as fsConstants } from 'node:fs';
 import { open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';

@@ -1,5 +1,6 @@
 // HMAC-SHA256 signing of short strings (cookie values, session ids) with key rotation and constant-time checks.
 
+import { Buffer } from 'node:buffer';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { NodefpmError } from '../errors.js';
 

@@ -1,5 +1,6 @@
 // Log destinations: an append-only file that can be reopened (SIGUSR1, after logrotate moved it), or stderr.
 
+import { Buffer } from 'node:buffer';
 import { closeSync, openSync, writeSync } from 'node:fs';
 
 /** Where log text goes. */

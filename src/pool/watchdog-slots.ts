@@ -1,5 +1,7 @@
 // The memory a worker's main thread shares with its watchdog thread: a heartbeat time and one slot per request in progress.
 
+import { Buffer } from 'node:buffer';
+
 /**
  * The main thread writes; the watchdog only reads (and marks slots it has logged). Everything the
  * watchdog needs while the main thread is blocked must be here already, because a blocked thread

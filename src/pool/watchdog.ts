@@ -1,5 +1,6 @@
 // A worker's watchdog thread: logs slow requests with the main thread's JavaScript stack, and kills the worker when its event loop stays blocked.
 
+import { Buffer } from 'node:buffer';
 import { writeSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { ProtocolStatus, RecordType, encodeEndRequest, encodeStream } from '../protocol/index.js';

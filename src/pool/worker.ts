@@ -1,5 +1,6 @@
 // The worker side of the pool: loads the app, accepts on the master's sockets, reports to the master, drains, answers status and ping.
 
+import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { pathToFileURL } from 'node:url';

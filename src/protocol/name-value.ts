@@ -1,5 +1,6 @@
 // Name-value pairs (section 3.4): 1- or 4-byte lengths, binary-safe bytes, Latin-1 strings on the JS side.
 
+import { Buffer } from 'node:buffer';
 import { NodefpmError } from '../errors.js';
 import { RecordType } from './constants.js';
 import { encodeStream } from './record.js';

@@ -1,5 +1,6 @@
 // The incremental record parser: socket chunks in, records out as views, copying only what must be whole.
 
+import { Buffer } from 'node:buffer';
 import { NodefpmError } from '../errors.js';
 import { FCGI_VERSION_1, HEADER_LENGTH, RecordType } from './constants.js';
 

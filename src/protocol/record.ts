@@ -1,5 +1,6 @@
 // FastCGI records: the 8-byte header, padding, streams split at 65535 bytes, and the fixed-size bodies.
 
+import { Buffer } from 'node:buffer';
 import { NodefpmError } from '../errors.js';
 import {
   FCGI_VERSION_1,

@@ -1,6 +1,8 @@
 // One transport connection from a web server: record demultiplexing, request state, keep-conn, management records, backpressure, timeouts.
 
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { NodefpmError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {

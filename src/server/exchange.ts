@@ -1,6 +1,8 @@
 // One FastCGI request as the server sees it: its params and input streams in, STDOUT/STDERR and END_REQUEST out.
 
+import { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { NodefpmError } from '../errors.js';
 import {
   HEADER_LENGTH,

@@ -2,6 +2,7 @@
 
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { NodefpmError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { Connection, type ConnectionHost } from './connection.js';

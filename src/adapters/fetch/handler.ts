@@ -1,5 +1,6 @@
 // Runs a WHATWG fetch handler for each request: a lazy Request in, the Response written out as CGI with backpressure, failures as 500s.
 
+import { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import { isNodefpmError, NodefpmError } from '../../errors.js';
 import type { Logger } from '../../log.js';

@@ -1,5 +1,6 @@
 // The fetch Request of one exchange, built lazily: method, url, headers and signal come straight from the params; a real Request (with a body stream over FCGI_STDIN) only when the handler touches anything else.
 
+import { Buffer } from 'node:buffer';
 import { headersFromParams } from '../../http/request.js';
 import { encodePairs } from '../../protocol/index.js';
 import type { Exchange } from '../../server/exchange.js';

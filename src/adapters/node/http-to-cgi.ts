@@ -1,5 +1,6 @@
 // Translates the HTTP/1.x bytes Node's ServerResponse writes into CGI output: a Status: head without hop-by-hop headers, then the body with chunk framing removed.
 
+import { Buffer } from 'node:buffer';
 import { HOP_BY_HOP_HEADERS } from '../../http/response.js';
 
 /** Where the translation goes: the request's Exchange, or a recorder in tests. */

@@ -1,5 +1,6 @@
 // Reads what a Node request needs from the raw FastCGI PARAMS stream in one pass: the CGI variables it uses and the HTTP headers.
 
+import { Buffer } from 'node:buffer';
 import { PairCursor } from '../../protocol/index.js';
 
 /**

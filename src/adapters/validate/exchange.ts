@@ -1,5 +1,6 @@
 // The validator at the Exchange boundary: a view of each exchange that checks what the app writes and reads, and the params it was given.
 
+import { Buffer } from 'node:buffer';
 import { isNodefpmError, NodefpmError } from '../../errors.js';
 import { createLogger, type Logger } from '../../log.js';
 import { Exchange, type ExchangeHost, type ExchangeListener } from '../../server/exchange.js';

@@ -1,5 +1,6 @@
 // RedisSessionStore: sessions as JSON strings under a key prefix with a PX expiry, through a Redis client the application creates (node-redis or ioredis).
 
+import { Buffer } from 'node:buffer';
 import { NodefpmError } from '../../errors.js';
 import type { SessionData, SessionStore } from './store.js';
 import { assertSessionId, assertTtl, decodeSessionData, encodeSessionData, storeError } from './store.js';

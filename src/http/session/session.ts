@@ -1,5 +1,6 @@
 // One request's session: the cookie read and verified lazily, the store read once, and the save (or renewal) decided and done before the response completes.
 
+import { Buffer } from 'node:buffer';
 import { NodefpmError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { serializeCookie, type CookieOptions } from '../cookies.js';
