@@ -28,6 +28,7 @@ import {
 import { EVERY_REQUEST_PARAMS, Exchange, ExchangeState, type ExchangeHost } from './exchange.js';
 import type { InputStream } from './input-stream.js';
 import type { ResolvedOptions } from './options.js';
+import { RequestTable } from './request-table.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -69,7 +70,7 @@ export class Connection implements RecordSink, ExchangeHost {
   readonly #options: ResolvedOptions;
   readonly #log: Logger;
   readonly #parser: RecordParser;
-  readonly #requests = new Map<number, Exchange>();
+  readonly #requests = new RequestTable<Exchange>();
   /**
    * The highest request id begun here (0: none). Web servers allocate ids from 1 upwards, so a record
    * for an id at or below it most likely follows its END_REQUEST (routine), one above it was never begun.
@@ -365,7 +366,7 @@ export class Connection implements RecordSink, ExchangeHost {
       this.#refuse(requestId, keepConn, ProtocolStatus.Overloaded, `maxRequests (${options.maxRequests}) reached`);
     } else {
       const exchange = new Exchange(this, requestId, role, keepConn, options.inputHighWaterMark, role === Role.Filter);
-      this.#requests.set(requestId, exchange);
+      this.#requests.add(exchange);
       this.#paramsPending = true;
       this.#host.requestStarted(exchange);
     }
@@ -595,8 +596,7 @@ export class Connection implements RecordSink, ExchangeHost {
   exchangeEnded(exchange: Exchange): void {
     this.#active = true;
     this.#clearTimer(exchange);
-    if (this.#requests.get(exchange.id) !== exchange) return;
-    this.#requests.delete(exchange.id);
+    if (!this.#requests.remove(exchange)) return;
     this.#host.requestFinished(exchange);
     // Whatever input the handler left unread is not wanted now.
     exchange.stdin.discard();
