@@ -22,6 +22,7 @@ import {
   streamSize,
   writeEndRequest,
   writeHeader,
+  writePadding,
   writeStream,
 } from './record.js';
 
@@ -207,6 +208,18 @@ describe('encodeRecord', () => {
         for (let i = 8 + content.length; i < record.length; i++) assert.equal(record[i], 0, `padding byte ${i}`);
       }),
     );
+  });
+});
+
+describe('writePadding', () => {
+  it('zeroes exactly the padding bytes and returns the offset after them', () => {
+    for (let padding = 0; padding <= 7; padding++) {
+      const target = Buffer.alloc(12, 0xff);
+      assert.equal(writePadding(target, 3, padding), 3 + padding);
+      assert.equal(hex(target.subarray(3, 3 + padding)), padding === 0 ? '' : Array(padding).fill('00').join(' '));
+      assert.ok(target.subarray(0, 3).every((byte) => byte === 0xff), 'bytes before are kept');
+      assert.ok(target.subarray(3 + padding).every((byte) => byte === 0xff), 'bytes after are kept');
+    }
   });
 });
 

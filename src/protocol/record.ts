@@ -59,6 +59,15 @@ export function writeHeader(
   return offset + HEADER_LENGTH;
 }
 
+/**
+ * Zeroes the `padding` bytes (0-7) at `offset` and returns the offset after them. A loop: Buffer.fill's
+ * argument checks and call into C++ cost more than the few bytes a record is ever padded with.
+ */
+export function writePadding(target: Uint8Array, offset: number, padding: number): number {
+  for (let index = 0; index < padding; index++) target[offset + index] = 0;
+  return offset + padding;
+}
+
 /** Reads the header at `offset` (the caller guarantees 8 bytes are there). */
 export function readHeader(source: Uint8Array, offset = 0): RecordHeader {
   return {
@@ -75,10 +84,11 @@ export function encodeRecord(type: number, requestId: number, content: Uint8Arra
   if (content.length > MAX_CONTENT_LENGTH) {
     throw new RangeError(`record content of ${content.length} bytes exceeds ${MAX_CONTENT_LENGTH}; use encodeStream`);
   }
-  const out = Buffer.allocUnsafe(recordSize(content.length));
-  const offset = writeHeader(out, 0, type, requestId, content.length, paddingFor(content.length));
+  const padding = paddingFor(content.length);
+  const out = Buffer.allocUnsafe(HEADER_LENGTH + content.length + padding);
+  const offset = writeHeader(out, 0, type, requestId, content.length, padding);
   out.set(content, offset);
-  out.fill(0, offset + content.length);
+  writePadding(out, offset + content.length, padding);
   return out;
 }
 
@@ -108,9 +118,7 @@ export function writeStream(
     const padding = paddingFor(length);
     offset = writeHeader(target, offset, type, requestId, length, padding);
     target.set(data.subarray(position, position + length), offset);
-    offset += length;
-    target.fill(0, offset, offset + padding);
-    offset += padding;
+    offset = writePadding(target, offset + length, padding);
     position += length;
   }
   if (terminate) offset = writeHeader(target, offset, type, requestId, 0, 0);

@@ -13,6 +13,7 @@ import {
   paddingFor,
   writeEndRequest,
   writeHeader,
+  writePadding,
   ParamNames,
   type ParamsBlock,
   type Params,
@@ -504,8 +505,7 @@ export class Exchange {
           offset += chunk.length;
         }
       }
-      out.fill(0, offset, offset + padding);
-      offset += padding;
+      offset = writePadding(out, offset, padding);
     }
     if (final) this.#writeTail(out, offset, appStatus, protocolStatus);
     this.#host.writeOut(out);
