@@ -74,6 +74,12 @@ export function encodeLocation(url: string): string {
   });
 }
 
+/** A body chunk as the exchange takes it: strings in an encoding other than UTF-8 become bytes. */
+function encodedChunk(chunk: string | Uint8Array, encoding: BufferEncoding | undefined): string | Uint8Array {
+  if (typeof chunk === 'string' && encoding !== undefined && encoding !== 'utf8' && encoding !== 'utf-8') return Buffer.from(chunk, encoding);
+  return chunk;
+}
+
 /** True for statuses whose responses have no body (1xx, 204, 304). */
 export function statusHasNoBody(status: number): boolean {
   return status < 200 || status === 204 || status === 304;
@@ -202,10 +208,7 @@ export class Response extends EventEmitter implements ExchangeListener {
     if (this.#ended || this.#holding) throw new NodefpmError('NODEFPM_WRITE_AFTER_END', 'response.write() after response.end()');
     if (!this.#headersSent) this.#sendHead();
     if (this.#noBody) return true;
-    if (typeof chunk === 'string' && encoding !== undefined && encoding !== 'utf8' && encoding !== 'utf-8') {
-      return this.#exchange.write(Buffer.from(chunk, encoding));
-    }
-    return this.#exchange.write(chunk);
+    return this.#exchange.write(encodedChunk(chunk, encoding));
   }
 
   /**
@@ -215,6 +218,7 @@ export class Response extends EventEmitter implements ExchangeListener {
   end(chunk?: string | Uint8Array, encoding?: BufferEncoding): this {
     if (this.#ended || this.#holding) return this;
     if (this.#endHooks !== null) return this.#endAfterHooks(chunk, encoding);
+    let head: string | null = null;
     if (!this.#headersSent) {
       // Before Content-Length is decided, since a hook may still change the status or the headers.
       if (this.#headHooks !== null) this.#runHeadHooks();
@@ -225,16 +229,17 @@ export class Response extends EventEmitter implements ExchangeListener {
         this.#headers.set('content-length', ['Content-Length', String(length)]);
       }
       try {
-        this.#sendHead();
+        head = this.#buildHead();
       } catch (error) {
         // Nothing went out (an invalid status): leave no Content-Length behind for a later end() with another body.
         if (autoLength) this.#headers.delete('content-length');
         throw error;
       }
     }
-    if (chunk !== undefined && !this.#noBody) this.write(chunk, encoding);
+    const last = chunk === undefined || this.#noBody ? null : encodedChunk(chunk, encoding);
     this.#ended = true;
-    this.#exchange.end(this.appStatus);
+    // Head, last chunk and END_REQUEST leave together, in one write when they fit one record.
+    this.#exchange.endWith(head, last, this.appStatus);
     this.emit('finish');
     this.#emitClose();
     return this;
@@ -539,6 +544,11 @@ export class Response extends EventEmitter implements ExchangeListener {
   }
 
   #sendHead(): void {
+    this.#exchange.writeHead(this.#buildHead());
+  }
+
+  /** Runs the beforeHead() hooks and renders the CGI head; from here on the head counts as sent. */
+  #buildHead(): string {
     if (this.#headHooks !== null) this.#runHeadHooks();
     const status = this.statusCode;
     if (!Number.isInteger(status) || status < 100 || status > 999) {
@@ -554,6 +564,6 @@ export class Response extends EventEmitter implements ExchangeListener {
     }
     this.#headersSent = true;
     this.#noBody = this.#isHead || statusHasNoBody(status);
-    this.#exchange.writeHead(head + '\r\n');
+    return head + '\r\n';
   }
 }

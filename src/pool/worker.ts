@@ -334,11 +334,11 @@ export class WorkerServer extends FcgiServer {
 
 function respond(exchange: Exchange, status: number, contentType: string, body: string): void {
   const bytes = Buffer.from(body);
-  exchange.writeHead(
+  exchange.endWith(
     `Status: ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: ${contentType}\r\nContent-Length: ${bytes.length}\r\n${NO_CACHE}\r\n`,
+    exchange.param('REQUEST_METHOD') === 'HEAD' ? null : bytes,
+    status >= 500 ? 1 : 0,
   );
-  if (exchange.param('REQUEST_METHOD') !== 'HEAD') exchange.write(bytes);
-  exchange.end(status >= 500 ? 1 : 0);
 }
 
 function waitFor<T extends ToWorker['type']>(type: T): Promise<Extract<ToWorker, { type: T }>> {

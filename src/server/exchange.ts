@@ -133,6 +133,8 @@ export class Exchange {
   #out: Array<string | Uint8Array> = [];
   #outBytes = 0;
   #flushQueued = false;
+  /** Set by endWith() while it queues what end() sends at once: no flush is scheduled for those writes. */
+  #endComing = false;
   #stdoutBytes = 0;
   #stderrUsed = false;
   #needDrain = false;
@@ -389,6 +391,19 @@ export class Exchange {
     this.#host.exchangeEnded(this);
   }
 
+  /**
+   * Queues a last head (unless null) and chunk (unless null), then ends with `appStatus`: writeHead(),
+   * write() and end() in turn, minus the flush those writes would schedule for the end of the tick, since
+   * end() sends everything queued at once. A response known whole leaves in one write with no tick queued.
+   */
+  endWith(head: string | null, chunk: string | Uint8Array | null, appStatus = 0): void {
+    this.#endComing = true;
+    if (head !== null) this.writeHead(head);
+    if (chunk !== null) this.write(chunk);
+    this.#endComing = false;
+    this.end(appStatus);
+  }
+
   /** Ends the request with a protocol-level refusal (CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE): END_REQUEST only. */
   reject(protocolStatus: ProtocolStatus): void {
     if (this.state === ExchangeState.Ended) return;
@@ -416,15 +431,16 @@ export class Exchange {
     // A refusal by the server itself is not the handler's output: it does not wait for the end of STDIN.
     // (If the handler had ended meanwhile, that releases its end, and what follows does nothing.)
     if (this.#awaitingStdin) this.#releaseHeld();
-    if (this.#stdoutBytes === 0 && this.#abortReason === null) {
-      const body = `${status} ${STATUS_CODES[status] ?? 'Error'}: ${message}\n`;
-      this.writeHead(
-        `Status: ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
-      );
-      this.write(body);
+    const appStatus = status >= 500 ? 1 : 0;
+    if (this.#stdoutBytes > 0 || this.#abortReason !== null) {
+      this.end(appStatus);
+      return;
     }
-    this.end(status >= 500 ? 1 : 0);
+    const body = `${status} ${STATUS_CODES[status] ?? 'Error'}: ${message}\n`;
+    const head =
+      `Status: ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    this.endWith(head, body, appStatus);
   }
 
   /** True when write() returned false and the listener has not been told of a drain since. */
@@ -456,7 +472,7 @@ export class Exchange {
     if (this.#awaitingStdin) return this.#hold();
     if (this.#outBytes >= FLUSH_BYTES) {
       this.#flush(false, 0, 0);
-    } else if (!this.#flushQueued) {
+    } else if (!this.#flushQueued && !this.#endComing) {
       this.#flushQueued = true;
       this.#host.scheduleFlush(this);
     }

@@ -166,20 +166,19 @@ export function fetchExchangeHandler(handler: FetchHandler, options: FetchHandle
     // 4xx reasons come from our own checks and say what was wrong; 5xx details only in development.
     const detail = status < 500 && isNodefpmError(error) ? `\n${error.message}` : development ? `\n\n${text}` : '';
     const body = `${status} ${reason}${detail}\n`;
-    exchange.writeHead(
+    exchange.endWith(
       `Status: ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+      exchange.param('REQUEST_METHOD') === 'HEAD' ? null : body,
+      status >= 500 ? 1 : 0,
     );
-    if (exchange.param('REQUEST_METHOD') !== 'HEAD') exchange.write(body);
-    exchange.end(status >= 500 ? 1 : 0);
   };
 
   const stream = async (exchange: Exchange, request: Request, parts: ResponseParts, noBody: boolean): Promise<void> => {
     const body = parts.stream!;
     if (noBody) {
       body.cancel().catch(() => undefined);
-      exchange.writeHead(head(parts, -1));
       markResponded(request);
-      exchange.end(0);
+      exchange.endWith(head(parts, -1), null);
       return;
     }
     const reader = body.getReader();
@@ -262,15 +261,13 @@ export function fetchExchangeHandler(handler: FetchHandler, options: FetchHandle
       return;
     }
     // The whole body is known: head, body and END_REQUEST leave in one socket write.
+    markResponded(request);
     if (source === null) {
-      exchange.writeHead(head(parts, -1));
+      exchange.endWith(head(parts, -1), null);
     } else {
       const length = typeof source === 'string' ? Buffer.byteLength(source) : source.length;
-      exchange.writeHead(head(parts, statusHasNoBody(parts.status) ? -1 : length));
-      if (!noBody && length > 0) exchange.write(source);
+      exchange.endWith(head(parts, statusHasNoBody(parts.status) ? -1 : length), noBody || length === 0 ? null : source);
     }
-    markResponded(request);
-    exchange.end(0);
   };
 
   return (exchange: Exchange): void => {

@@ -452,6 +452,15 @@ Object.defineProperties(exchangeView, {
       this[kMonitor].end(appStatus);
     },
   },
+  endWith: {
+    // Checked as the writeHead(), write() and end() it stands for.
+    value(this: ViewThis, head: string | null, chunk: string | Uint8Array | null, appStatus?: number) {
+      const monitor = this[kMonitor];
+      if (head !== null) monitor.writeHead(head);
+      if (chunk !== null) monitor.write(chunk);
+      monitor.end(appStatus);
+    },
+  },
   respondWithStatus: {
     value(this: ViewThis, status: number, message: string) {
       this[kMonitor].respondWithStatus(status, message);
