@@ -13,6 +13,7 @@ import {
   type ParamsInput,
   type RequestHandle,
 } from './connection.js';
+import { deferred } from './deferred.js';
 import { DEFAULT_MAX_STDERR_BYTES, type FcgiRawResponse, type FcgiResponse } from './response.js';
 
 /**
@@ -299,12 +300,7 @@ export class FcgiClient {
       return failedHandle(error as Error);
     }
     const keepConn = options.keepConn ?? this.#keepConn;
-    let resolve!: (response: FcgiRawResponse) => void;
-    let reject!: (error: Error) => void;
-    const response = new Promise<FcgiRawResponse>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
+    const { promise: response, resolve, reject } = deferred<FcgiRawResponse>();
     const request: PoolRequest = {
       options: {
         params: pairs,

@@ -29,6 +29,7 @@ import {
 } from '../protocol/index.js';
 import { formatConnectTarget, parseConnectAddress, type ConnectAddress } from './address.js';
 import { CgiHeadParser, DEFAULT_MAX_HEAD_BYTES, type CgiHead } from './cgi-response.js';
+import { deferred } from './deferred.js';
 import { DEFAULT_MAX_STDERR_BYTES, FcgiRawResponse, FcgiResponse, RequestEnd, StderrBuffer, type EndStatus } from './response.js';
 
 
@@ -380,12 +381,7 @@ export class ClientConnection extends EventEmitter {
     const keepConn = options.keepConn ?? true;
     const id = this.#allocateId();
 
-    let resolve!: (response: FcgiRawResponse) => void;
-    let reject!: (error: Error) => void;
-    const response = new Promise<FcgiRawResponse>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
+    const { promise: response, resolve, reject } = deferred<FcgiRawResponse>();
 
     const state: RequestState = {
       id,
