@@ -102,7 +102,11 @@ test('standard reasons, custom reasons, and unknown codes', async () => {
     }),
     'Status: 404 Nope',
   );
+  // Standard lines are made once per code: a custom reason is never kept for the next response.
+  assert.equal(await head((res) => (res.statusCode = 404)), 'Status: 404 Not Found');
   assert.equal(await head((res) => res.writeHead(418, 'Short and stout')), 'Status: 418 Short and stout');
+  assert.equal(await head((res) => (res.statusCode = 418)), "Status: 418 I'm a Teapot");
+  assert.equal(await head((res) => (res.statusCode = 799)), 'Status: 799 Unknown');
   assert.equal(await head((res) => (res.statusCode = 799)), 'Status: 799 Unknown');
 });
 

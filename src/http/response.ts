@@ -80,6 +80,13 @@ function encodedChunk(chunk: string | Uint8Array, encoding: BufferEncoding | und
   return chunk;
 }
 
+/** `Status: 200 OK\r\n` and the like, by code: made once per code, as every response with the standard reason starts with one. */
+const STATUS_LINES: string[] = [];
+
+function standardStatusLine(status: number): string {
+  return (STATUS_LINES[status] ??= `Status: ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`);
+}
+
 /** True for statuses whose responses have no body (1xx, 204, 304). */
 export function statusHasNoBody(status: number): boolean {
   return status < 200 || status === 204 || status === 304;
@@ -554,9 +561,9 @@ export class Response extends EventEmitter implements ExchangeListener {
     if (!Number.isInteger(status) || status < 100 || status > 999) {
       throw new NodefpmError('NODEFPM_INVALID_STATUS', `status code ${String(status)} is not an integer in 100-999`);
     }
-    const reason = this.statusMessage ?? STATUS_CODES[status] ?? 'Unknown';
-    if (/[\r\n]/.test(reason)) throw new NodefpmError('NODEFPM_INVALID_STATUS', 'the status message contains CR or LF');
-    let head = `Status: ${status} ${reason}\r\n`;
+    const message = this.statusMessage;
+    if (message !== undefined && /[\r\n]/.test(message)) throw new NodefpmError('NODEFPM_INVALID_STATUS', 'the status message contains CR or LF');
+    let head = message === undefined ? standardStatusLine(status) : `Status: ${status} ${message}\r\n`;
     for (const [key, [name, value]] of this.#headers) {
       if (HOP_BY_HOP_HEADERS.has(key)) continue;
       if (typeof value === 'string') head += `${name}: ${value}\r\n`;
