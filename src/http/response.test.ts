@@ -293,6 +293,22 @@ test('Content-Length from end(): counted in bytes, for strings in any encoding a
   );
 });
 
+test('end() with an unknown encoding throws before the head is decided: a later end() still sends the whole response', async () => {
+  let thrown: unknown = null;
+  const { text } = await run((_req, res) => {
+    res.statusCode = 201;
+    try {
+      res.end('body', 'no-such-encoding' as BufferEncoding);
+    } catch (error) {
+      thrown = error;
+    }
+    assert.equal(res.headersSent, false, 'nothing was decided');
+    res.end('done');
+  });
+  assert.equal((thrown as { code?: string } | null)?.code, 'ERR_UNKNOWN_ENCODING');
+  assert.equal(text, 'Status: 201 Created\r\nContent-Length: 4\r\n\r\ndone');
+});
+
 test('HEAD: no body and no automatic Content-Length; one set by the handler is kept', async () => {
   const head = requestParams('HEAD', '/');
   const plain = await run((_req, res) => {

@@ -225,14 +225,15 @@ export class Response extends EventEmitter implements ExchangeListener {
   end(chunk?: string | Uint8Array, encoding?: BufferEncoding): this {
     if (this.#ended || this.#holding) return this;
     if (this.#endHooks !== null) return this.#endAfterHooks(chunk, encoding);
+    // First, so that an unknown encoding throws before anything is decided or sent.
+    const body = chunk === undefined ? null : encodedChunk(chunk, encoding);
     let head: string | null = null;
     if (!this.#headersSent) {
       // Before Content-Length is decided, since a hook may still change the status or the headers.
       if (this.#headHooks !== null) this.#runHeadHooks();
       const autoLength = !this.#isHead && !statusHasNoBody(this.statusCode) && !this.#headers.has('content-length');
       if (autoLength) {
-        const length =
-          chunk === undefined ? 0 : typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding ?? 'utf8') : chunk.length;
+        const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
         this.#headers.set('content-length', ['Content-Length', String(length)]);
       }
       try {
@@ -243,10 +244,9 @@ export class Response extends EventEmitter implements ExchangeListener {
         throw error;
       }
     }
-    const last = chunk === undefined || this.#noBody ? null : encodedChunk(chunk, encoding);
     this.#ended = true;
     // Head, last chunk and END_REQUEST leave together, in one write when they fit one record.
-    this.#exchange.endWith(head, last, this.appStatus);
+    this.#exchange.endWith(head, this.#noBody ? null : body, this.appStatus);
     this.emit('finish');
     this.#emitClose();
     return this;
