@@ -85,7 +85,7 @@ export function encodeRecord(type: number, requestId: number, content: Uint8Arra
     throw new RangeError(`record content of ${content.length} bytes exceeds ${MAX_CONTENT_LENGTH}; use encodeStream`);
   }
   const padding = paddingFor(content.length);
-  const out = Buffer.allocUnsafe(HEADER_LENGTH + content.length + padding);
+  const out = Buffer.allocUnsafe(recordSize(content.length));
   const offset = writeHeader(out, 0, type, requestId, content.length, padding);
   out.set(content, offset);
   writePadding(out, offset + content.length, padding);
