@@ -392,3 +392,61 @@ test('toReadable() gives a Node Readable of the body, for pipeline()', async () 
   assert.equal(count, body.length);
   assert.equal(digest, createHash('sha256').update(body).digest('hex'));
 });
+
+test('consume() lends every chunk in order, after what a line reader left over, and resolves with the byte count', async () => {
+  let view: unknown;
+  const response = await post(async (req, res) => {
+    const first = await req.readLine();
+    const chunks: string[] = [];
+    const bytes = await req.body.consume((chunk) => chunks.push(chunk.toString()));
+    view = { first, rest: chunks.join(''), bytes, finished: req.body.finished };
+    res.end('done');
+  }, ['line\nrest of', ' the body', Buffer.alloc(70_000, 'z')]);
+  assert.equal(response.text, 'done');
+  assert.deepEqual(view, { first: 'line', rest: `rest of the body${'z'.repeat(70_000)}`, bytes: 16 + 70_000, finished: true });
+});
+
+test('consume(): a callback that throws rejects it with that error, the rest is dropped, and the connection goes on', async () => {
+  let caught: unknown;
+  let calls = 0;
+  const response = await post(async (req, res) => {
+    try {
+      await req.body.consume(() => {
+        calls++;
+        throw new Error('not this body');
+      });
+    } catch (error) {
+      caught = error;
+    }
+    res.end('handled');
+  }, ['one', 'two', Buffer.alloc(100_000, 1)]);
+  assert.equal(response.text, 'handled');
+  assert.equal((caught as Error).message, 'not this body');
+  assert.equal(calls, 1);
+});
+
+test('bytes() without a declared length joins the copies of the chunks; with one, fills one buffer of that size', async () => {
+  const payload = Buffer.alloc(150_000);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) & 0xff;
+  const digest = createHash('sha256').update(payload).digest('hex');
+  current = async (req, res) => {
+    const bytes = await req.bytes();
+    res.end(`${bytes.length} ${createHash('sha256').update(bytes).digest('hex')}`);
+  };
+  const peer = await RawPeer.connect(app.address);
+  try {
+    // No CONTENT_LENGTH (Apache sends none for a chunked upload): the body's length is known at its end only.
+    const params = requestParams('POST', '/undeclared');
+    assert.equal(params.CONTENT_LENGTH, undefined);
+    peer.sendBegin(1);
+    peer.sendParams(1, params);
+    for (let at = 0; at < payload.length; at += 8192) peer.sendStdin(1, payload.subarray(at, at + 8192), false);
+    peer.sendStdin(1);
+    assert.equal(splitCgi((await peer.waitForEnd(1, 20_000)).stdout).body.toString(), `${payload.length} ${digest}`);
+
+    sendPost(peer, 2, [payload.subarray(0, 70_000), payload.subarray(70_000)]);
+    assert.equal(splitCgi((await peer.waitForEnd(2, 20_000)).stdout).body.toString(), `${payload.length} ${digest}`);
+  } finally {
+    peer.close();
+  }
+});

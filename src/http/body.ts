@@ -64,13 +64,16 @@ class BodyIterator implements AsyncIterableIterator<Buffer> {
 export class Body implements AsyncIterable<Buffer> {
   readonly #stream: InputStream;
   readonly #limits: BodyLimits;
+  /** The length the web server declared (CONTENT_LENGTH, FCGI_DATA_LENGTH), or -1; the connection holds the stream to it. */
+  readonly #declaredLength: number;
   /** Bytes a line reader took from the stream but has not handed out. */
   #leftover: Buffer | null = null;
   #wholeRead = false;
 
-  constructor(stream: InputStream, limits: BodyLimits) {
+  constructor(stream: InputStream, limits: BodyLimits, declaredLength = -1) {
     this.#stream = stream;
     this.#limits = limits;
+    this.#declaredLength = declaredLength;
   }
 
   /** Bytes received from the web server so far. */
@@ -99,21 +102,70 @@ export class Body implements AsyncIterable<Buffer> {
     return new BodyIterator(this.#stream, leftover);
   }
 
+  /**
+   * Reads the rest of the body by lending each chunk to `onChunk`, synchronously, as it arrives: the
+   * chunk is valid only until onChunk returns, since it may be a view of the connection's read buffer,
+   * which the next read overwrites; copy what you keep. For bodies used as they stream (hashed, counted,
+   * parsed incrementally, written out synchronously): no memory is allocated for them and nothing is
+   * queued. Resolves with the bytes read once the body has ended; rejects as read() does, or with what
+   * onChunk threw (the rest of the body is then dropped).
+   */
+  async consume(onChunk: (chunk: Buffer) => void): Promise<number> {
+    let bytes = 0;
+    const leftover = this.#leftover;
+    if (leftover !== null) {
+      this.#leftover = null;
+      bytes += leftover.length;
+      try {
+        onChunk(leftover);
+      } catch (error) {
+        this.#stream.discard();
+        throw error;
+      }
+    }
+    await this.#stream.consume((chunk) => {
+      bytes += chunk.length;
+      onChunk(chunk);
+    });
+    return bytes;
+  }
+
   /** The rest of the body in one Buffer, at most `limit` bytes (default bodyLimit), else 413. */
   async bytes(options: { limit?: number } = {}): Promise<Buffer> {
     this.#claimWhole();
     const limit = options.limit ?? this.#limits.bodyLimit;
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (let chunk = await this.read(); chunk !== null; chunk = await this.read()) {
-      total += chunk.length;
-      if (total > limit) {
-        this.#stream.discard();
-        throw new NodefpmError('NODEFPM_BODY_TOO_LARGE', `request body is larger than the ${limit}-byte limit for reading it whole`);
-      }
-      chunks.push(chunk);
+    const tooLarge = (): NodefpmError =>
+      new NodefpmError('NODEFPM_BODY_TOO_LARGE', `request body is larger than the ${limit}-byte limit for reading it whole`);
+    const stream = this.#stream;
+    // The chunks are lent (consume()), so each is copied once: straight into a buffer of the size still
+    // to come when the length is declared, else kept as copies and joined at the end.
+    const handedOut = stream.bytesReceived - stream.bytesBuffered - (this.#leftover?.length ?? 0);
+    const expected = this.#declaredLength >= 0 ? this.#declaredLength - handedOut : -1;
+    // Declared too large: fail before reading any of it (a stream that failed already reports its own error).
+    if (expected > limit && stream.error === null) {
+      stream.discard();
+      throw tooLarge();
     }
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+    let whole: Buffer | null = expected >= 0 && expected <= limit ? Buffer.allocUnsafe(expected) : null;
+    const copies: Buffer[] = [];
+    let total = 0;
+    await this.consume((chunk) => {
+      const at = total;
+      total += chunk.length;
+      if (total > limit) throw tooLarge();
+      if (whole !== null && total <= whole.length) {
+        chunk.copy(whole, at);
+        return;
+      }
+      if (whole !== null) {
+        // More than declared: the connection fails such a stream, but stay correct regardless.
+        copies.push(whole.subarray(0, at));
+        whole = null;
+      }
+      copies.push(Buffer.from(chunk));
+    });
+    if (whole !== null) return total === whole.length ? whole : whole.subarray(0, total);
+    return copies.length === 1 ? copies[0]! : Buffer.concat(copies, total);
   }
 
   /** The rest of the body decoded as UTF-8 (bounded as bytes()). */

@@ -252,13 +252,13 @@ export class Request implements AsyncIterable<Buffer> {
 
   /** The body (FCGI_STDIN). An Authorizer's is empty and ends at once (see Exchange: Apache sends no FCGI_STDIN). */
   get body(): Body {
-    if (this.#body === null) this.#body = new Body(this.#exchange.stdin, this.#limits);
+    if (this.#body === null) this.#body = new Body(this.#exchange.stdin, this.#limits, this.#exchange.declaredLength);
     return this.#body;
   }
 
   /** The Filter role's file (FCGI_DATA); null for other roles. */
   get data(): Body | null {
-    if (this.#data === null && this.#exchange.data !== null) this.#data = new Body(this.#exchange.data, this.#limits);
+    if (this.#data === null && this.#exchange.data !== null) this.#data = new Body(this.#exchange.data, this.#limits, this.#exchange.declaredDataLength);
     return this.#data;
   }
 

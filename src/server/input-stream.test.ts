@@ -202,3 +202,65 @@ test('breaking out of for-await discards the rest', async () => {
   assert.equal(input.bytesBuffered, 0);
   assert.ok(source.roomCalls >= 1, 'the source is told there is room after the rest is dropped');
 });
+
+test('consume(): queued chunks first, then each push lent at once; keepsChunks is false while consuming; end resolves', async () => {
+  const { input, source } = stream(4);
+  assert.equal(input.keepsChunks, true);
+  input.push(b('abc'));
+  input.push(b('defg'));
+  assert.equal(input.full, true);
+  const seen: string[] = [];
+  const done = input.consume((chunk) => seen.push(chunk.toString()));
+  assert.deepEqual(seen, ['abc', 'defg'], 'the queue is handed over at once');
+  assert.equal(source.roomCalls, 1, 'emptying the queue tells the source it has room');
+  assert.equal(input.keepsChunks, false, 'chunks are lent, not kept, while a consumer is attached');
+  assert.equal(input.push(b('hij')), true);
+  assert.deepEqual(seen, ['abc', 'defg', 'hij'], 'a push reaches the consumer synchronously');
+  assert.equal(input.bytesBuffered, 0);
+  assert.deepEqual(await settled(done), { state: 'pending' });
+  input.end();
+  assert.deepEqual(await settled(done), { state: 'resolved', value: undefined });
+  assert.equal(input.bytesReceived, 10);
+});
+
+test('consume(): the stream failing rejects it; a consumer that throws rejects it and the rest is dropped', async () => {
+  const { input } = stream();
+  const failed = input.consume(() => {});
+  const reason = new Error('lost');
+  input.fail(reason);
+  assert.deepEqual(await settled(failed), { state: 'rejected', error: reason });
+  assert.deepEqual(await settled(input.consume(() => {})), { state: 'rejected', error: reason }, 'consuming a failed stream rejects at once');
+
+  const second = stream().input;
+  const oops = new Error('consumer bug');
+  let calls = 0;
+  const thrown = second.consume(() => {
+    calls++;
+    throw oops;
+  });
+  second.push(b('one'));
+  second.push(b('two'));
+  assert.equal(calls, 1, 'nothing more is lent after the throw');
+  assert.equal(second.discarded, true);
+  assert.equal(second.keepsChunks, false, 'the rest is dropped, not kept');
+  assert.deepEqual(await settled(thrown), { state: 'rejected', error: oops });
+});
+
+test('consume(): one reader at a time, and an ended stream resolves after its queue is lent', async () => {
+  const { input } = stream();
+  const waiting = input.read();
+  await assert.rejects(input.consume(() => {}), /already being read/);
+  input.push(b('x'));
+  assert.equal((await waiting)?.toString(), 'x');
+  const first = input.consume(() => {});
+  await assert.rejects(input.consume(() => {}), /already being read/);
+  input.end();
+  await first;
+
+  const ended = stream().input;
+  ended.push(b('last'));
+  ended.end();
+  const seen: string[] = [];
+  await ended.consume((chunk) => seen.push(chunk.toString()));
+  assert.deepEqual(seen, ['last']);
+});

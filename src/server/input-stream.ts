@@ -6,12 +6,17 @@ export interface InputSource {
 }
 
 type Waiter = { resolve: (result: IteratorResult<Buffer>) => void; reject: (error: unknown) => void };
+type Sink = { onChunk: (chunk: Buffer) => void; resolve: () => void; reject: (error: unknown) => void };
 
 /**
  * The connection pushes chunks in; the reader takes them out, by async iteration, by awaiting read(),
  * or synchronously with readSync() plus onReadable (what stream adapters use). When more than
  * `highWaterMark` bytes wait unread, push() returns false and the connection stops reading its socket;
  * when the reader brings the queue under the mark, the stream tells its source.
+ *
+ * A reader that uses each chunk at once can consume() instead: chunks are then lent to a callback as
+ * they arrive, never queued, and may be views of the connection's read buffer (nothing is allocated
+ * or copied for them).
  *
  * The stream ends normally, or fails with an error (abort, lost connection, a limit) that every
  * further read throws. A reader that does not want the rest calls discard(): queued and later chunks
@@ -32,6 +37,7 @@ export class InputStream implements AsyncIterable<Buffer> {
   #discarding = false;
   #full = false;
   #waiter: Waiter | null = null;
+  #sink: Sink | null = null;
   #iterating = false;
   /** Called (once per state change) when a chunk, the end or an error becomes readable. */
   onReadable: (() => void) | null = null;
@@ -43,11 +49,23 @@ export class InputStream implements AsyncIterable<Buffer> {
 
   // ---- the connection's side ----
 
-  /** Queues a chunk (kept as given, possibly a view of a socket buffer). Returns false when the reader is behind. */
+  /**
+   * True when push() would keep the chunk it is given (queued, or handed to a waiting reader), so that
+   * it must outlive the socket read it came in; false when it is dropped or only lent to a consumer.
+   */
+  get keepsChunks(): boolean {
+    return !this.#ended && this.#error === null && !this.#discarding && this.#sink === null;
+  }
+
+  /** Queues a chunk (kept as given). Returns false when the reader is behind. */
   push(chunk: Buffer): boolean {
     if (this.#ended || this.#error !== null) return true;
     this.#received += chunk.length;
     if (this.#discarding || chunk.length === 0) return true;
+    if (this.#sink !== null) {
+      this.#lend(this.#sink, chunk);
+      return true;
+    }
     const waiter = this.#waiter;
     if (waiter !== null && this.#buffered === 0) {
       this.#waiter = null;
@@ -74,6 +92,11 @@ export class InputStream implements AsyncIterable<Buffer> {
   end(): void {
     if (this.#ended || this.#error !== null) return;
     this.#ended = true;
+    const sink = this.#sink;
+    if (sink !== null) {
+      this.#sink = null;
+      sink.resolve();
+    }
     const waiter = this.#waiter;
     if (waiter !== null && this.#buffered === 0) {
       this.#waiter = null;
@@ -87,6 +110,11 @@ export class InputStream implements AsyncIterable<Buffer> {
     if (this.#error !== null || (this.#ended && this.#buffered === 0)) return;
     this.#error = error;
     this.#release();
+    const sink = this.#sink;
+    if (sink !== null) {
+      this.#sink = null;
+      sink.reject(error);
+    }
     const waiter = this.#waiter;
     if (waiter !== null) {
       this.#waiter = null;
@@ -172,6 +200,40 @@ export class InputStream implements AsyncIterable<Buffer> {
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
     });
+  }
+
+  /**
+   * Lends every chunk to `onChunk` as it arrives, synchronously: the chunk may be a view of the
+   * socket's read buffer and is valid only until onChunk returns (copy what you keep). Chunks already
+   * queued come first. Resolves when the stream ends; rejects with the stream's error, or with what
+   * onChunk threw (the rest is then discarded). Nothing is queued, so no backpressure is needed.
+   */
+  consume(onChunk: (chunk: Buffer) => void): Promise<void> {
+    if (this.#error !== null) return Promise.reject(this.#error);
+    if (this.#waiter !== null || this.#sink !== null) {
+      return Promise.reject(new Error('InputStream: the body is already being read; read it from one place at a time'));
+    }
+    return new Promise((resolve, reject) => {
+      const sink: Sink = { onChunk, resolve, reject };
+      while (this.#buffered > 0) {
+        if (!this.#lend(sink, this.#shift())) return;
+      }
+      if (this.#ended) resolve();
+      else this.#sink = sink;
+    });
+  }
+
+  /** Hands a chunk to a consumer; false when it threw (the stream is then discarded and the consumer rejected). */
+  #lend(sink: Sink, chunk: Buffer): boolean {
+    try {
+      sink.onChunk(chunk);
+      return true;
+    } catch (error) {
+      this.#sink = null;
+      this.discard();
+      sink.reject(error);
+      return false;
+    }
   }
 
   /** Drops what is queued and everything still to come: for a reader that does not want the rest. */
