@@ -390,6 +390,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     'Bytes queued on a connection above which res.write() returns false until drain (output backpressure).',
     16 * KIB,
   ),
+  limit(
+    'maxReadBuffers',
+    'count',
+    'Connections that may read into a 64 KiB buffer of their own, so that large body chunks a handler keeps are not copied; the others share one.',
+    0,
+  ),
   {
     key: 'logLevel',
     type: 'choice',

@@ -172,7 +172,8 @@ export class WorkerServer extends FcgiServer {
 
   /** Accepts on a listening-socket handle the master sent (shared accept). */
   acceptOn(handle: unknown, backlog: number): Promise<void> {
-    const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.handleConnection(socket));
+    // Accepted paused, as FcgiServer.listen() does: see Connection.
+    const listener = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => this.handleConnection(socket));
     return new Promise((resolve, reject) => {
       listener.once('error', reject);
       listener.listen(handle as net.ListenOptions, backlog, () => {

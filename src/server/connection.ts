@@ -28,6 +28,7 @@ import {
 import { EVERY_REQUEST_PARAMS, Exchange, ExchangeState, type ExchangeHost } from './exchange.js';
 import type { InputStream } from './input-stream.js';
 import type { ResolvedOptions } from './options.js';
+import { HAND_OVER_AT, ownReadBuffer, readIntoOwnBuffers, sharedReadBuffer } from './read-buffers.js';
 import { RequestTable } from './request-table.js';
 
 /** What a connection needs from its server. */
@@ -40,6 +41,10 @@ export interface ConnectionHost {
   readonly activeRequests: number;
   requestStarted(exchange: Exchange): void;
   requestFinished(exchange: Exchange): void;
+  /** A connection asks to read into a buffer of its own (see maxReadBuffers); false when none is left. */
+  claimReadBuffer(): boolean;
+  /** The connection no longer holds one. */
+  releaseReadBuffer(): void;
   /** PARAMS is complete: hand the request to the application. */
   dispatch(exchange: Exchange): void;
   connectionClosed(connection: Connection): void;
@@ -100,8 +105,23 @@ export class Connection implements RecordSink, ExchangeHost {
   #inData = false;
   /** Exchanges with output queued for the end of this tick (null when none: most connections never need it). */
   #flushQueue: Exchange[] | null = null;
+  /**
+   * When the socket reads into reused buffers (read-buffers.ts): the buffer of this connection's own
+   * it reads into (counted in maxReadBuffers), or null while it reads into the shared one.
+   */
+  #ownReadBuffer: Buffer | null = null;
+  /** A view of #ownReadBuffer was kept during this read: the next read needs a fresh buffer. */
+  #readBufferGiven = false;
+  /** A large chunk was copied out of the shared buffer: read into a buffer of our own from now on. */
+  #wantsOwnReadBuffer = false;
+  /** True while the chunk being processed is a view of a reused read buffer, valid only until the next read. */
+  #lent = false;
 
-  constructor(socket: Socket, host: ConnectionHost, overloaded: boolean) {
+  constructor(accepted: Socket, host: ConnectionHost, overloaded: boolean) {
+    // Reads land in reused buffers when the socket allows it (accepted paused), else come as 'data'.
+    // Node calls the buffer source with no `this`, so unlike the socket's listeners it is a closure.
+    const reading = readIntoOwnBuffers(accepted, () => this.#nextReadBuffer(), Connection.#onSocketRead);
+    const socket = reading ?? accepted;
     this.socket = socket;
     this.#host = host;
     this.#options = host.options;
@@ -113,7 +133,11 @@ export class Connection implements RecordSink, ExchangeHost {
     // Shared listener functions find their connection on the socket: an idle kept-alive connection then
     // costs no closures and no timer of its own (the server's sweep times idleness for all of them).
     (socket as ServedSocket)[kConnection] = this;
-    socket.on('data', Connection.#onSocketData);
+    if (reading === null) {
+      socket.on('data', Connection.#onSocketData);
+      // A socket accepted paused that could not be moved reads as a stream; start it.
+      socket.resume();
+    }
     socket.on('drain', Connection.#onSocketDrain);
     socket.on('end', Connection.#onSocketEnd);
     socket.on('error', Connection.#onSocketError);
@@ -122,6 +146,46 @@ export class Connection implements RecordSink, ExchangeHost {
 
   static #onSocketData(this: Socket, chunk: Buffer): void {
     (this as ServedSocket)[kConnection].#onData(chunk);
+  }
+
+  static #onSocketRead(this: Socket, bytesRead: number, buffer: Buffer): void {
+    const connection = (this as ServedSocket)[kConnection];
+    connection.#lent = true;
+    connection.#onData(buffer.subarray(0, bytesRead));
+    connection.#lent = false;
+  }
+
+  /** The buffer for the socket's next read: asked for before the first read and after each. */
+  #nextReadBuffer(): Buffer {
+    const own = this.#ownReadBuffer;
+    if (own !== null) {
+      if (!this.#readBufferGiven) return own;
+      this.#readBufferGiven = false;
+      return (this.#ownReadBuffer = ownReadBuffer());
+    }
+    if (this.#wantsOwnReadBuffer) {
+      this.#wantsOwnReadBuffer = false;
+      if (!this.#closed && this.#host.claimReadBuffer()) return (this.#ownReadBuffer = ownReadBuffer());
+    }
+    return sharedReadBuffer();
+  }
+
+  /**
+   * A chunk of the current read that must outlive it (a queued body chunk, params). While reads land in
+   * a reused buffer, that buffer is handed over to the chunk (a large chunk of our own buffer, or any
+   * chunk once it was) or the chunk is copied; a large chunk copied from the shared buffer moves this
+   * connection to a buffer of its own, so that its next large chunks are not.
+   */
+  #keep(view: Buffer): Buffer {
+    if (!this.#lent || this.#readBufferGiven) return view;
+    if (view.length >= HAND_OVER_AT) {
+      if (this.#ownReadBuffer !== null) {
+        this.#readBufferGiven = true;
+        return view;
+      }
+      this.#wantsOwnReadBuffer = true;
+    }
+    return Buffer.from(view);
   }
 
   static #onSocketDrain(this: Socket): void {
@@ -387,7 +451,7 @@ export class Connection implements RecordSink, ExchangeHost {
       return;
     }
     if (content.length > 0) {
-      const total = exchange.addParams(content);
+      const total = exchange.addParams(this.#keep(content));
       if (total > this.#options.maxParamsBytes) {
         this.#limitHit(exchange, 431, 'NODEFPM_PARAMS_TOO_LARGE', `params exceed maxParamsBytes (${this.#options.maxParamsBytes})`);
       }
@@ -457,7 +521,7 @@ export class Connection implements RecordSink, ExchangeHost {
         return;
       }
     }
-    if (!stream.push(content)) this.#updatePause();
+    if (!stream.push(stream.keepsChunks ? this.#keep(content) : content)) this.#updatePause();
   }
 
   #inputEnded(exchange: Exchange, stream: InputStream, name: string): void {
@@ -685,6 +749,10 @@ export class Connection implements RecordSink, ExchangeHost {
   #onClose(): void {
     this.#closed = true;
     this.#parser.stop();
+    if (this.#ownReadBuffer !== null) {
+      this.#ownReadBuffer = null;
+      this.#host.releaseReadBuffer();
+    }
     const lost = new NodefpmError('NODEFPM_CONNECTION_LOST', 'the connection to the web server closed before the request ended');
     for (const exchange of this.#requests.values()) {
       this.#clearTimer(exchange);

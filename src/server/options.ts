@@ -36,6 +36,11 @@ export interface Limits {
   inputHighWaterMark: number;
   /** Bytes queued on a socket above which `write` returns false (output backpressure). At least 16 KiB. */
   outputHighWaterMark: number;
+  /**
+   * Connections that may read into a 64 KiB buffer of their own, so that the large body chunks a
+   * handler keeps are handed over rather than copied. The others share one buffer and copy what is kept.
+   */
+  maxReadBuffers: number;
 }
 
 export const defaultLimits: Readonly<Limits> = Object.freeze({
@@ -50,6 +55,7 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   abortTimeout: 5_000,
   inputHighWaterMark: 128 * 1024,
   outputHighWaterMark: 64 * 1024,
+  maxReadBuffers: 256,
 });
 
 export interface ServerOptions extends Partial<Limits> {
@@ -138,7 +144,8 @@ export function resolveOptions(options: ServerOptions = {}, env: NodeJS.ProcessE
     if (key.endsWith('Timeout')) {
       limits[key] = checkTimeout(key, value);
     } else {
-      checkCount(key, value, 1);
+      // Zero read buffers of their own is a choice (every kept chunk copied); zero of anything else is not.
+      checkCount(key, value, key === 'maxReadBuffers' ? 0 : 1);
       limits[key] = value;
     }
   }

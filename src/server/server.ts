@@ -53,6 +53,8 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
   readonly #listeners: net.Server[] = [];
   readonly #connections = new Set<Connection>();
   #active = 0;
+  /** Connections reading into a buffer of their own (bounded by maxReadBuffers). */
+  #ownReadBuffers = 0;
   #closing = false;
   /** One timer for every connection's idle and linger timing (none while there are no connections). */
   #sweepTimer: NodeJS.Timeout | null = null;
@@ -93,7 +95,8 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
   async listen(address: string | ListenAddress, options: ListenOptions = {}): Promise<ListenAddress> {
     if (this.#closing) throw new NodefpmError('NODEFPM_SERVER_CLOSING', 'the server is closing');
     const parsed = typeof address === 'string' ? parseListenAddress(address) : address;
-    const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.handleConnection(socket));
+    // Accepted paused, so that a Connection can move the socket to reading into reused buffers before any read.
+    const listener = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => this.handleConnection(socket));
     // A failure to start listening is listenAt's to report (it rejects); log only errors of a listening server.
     listener.on('error', (error) => {
       if (listener.listening) this.log.error('listener error', { error });
@@ -157,6 +160,21 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
   requestFinished(): void {
     this.#active--;
     this.stats.requestsFinished++;
+  }
+
+  /** Connections now reading into a read buffer of their own (at most maxReadBuffers). */
+  get readBuffersInUse(): number {
+    return this.#ownReadBuffers;
+  }
+
+  claimReadBuffer(): boolean {
+    if (this.#ownReadBuffers >= this.options.maxReadBuffers) return false;
+    this.#ownReadBuffers++;
+    return true;
+  }
+
+  releaseReadBuffer(): void {
+    this.#ownReadBuffers--;
   }
 
   dispatch(exchange: Exchange): void {

@@ -1,0 +1,181 @@
+// Real-socket tests of reads into reused buffers: what handlers keep stays intact, own buffers are bounded and given back, consume() lends.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { test } from 'node:test';
+import { setImmediate as nextLoop } from 'node:timers/promises';
+import type { Handler } from '../src/index.js';
+import { KEEP_CONN, RecordType, Role, encodeBeginRequest, encodeParams, encodeRecord, encodeStream } from '../src/protocol/index.js';
+import { RawPeer, requestParams, splitCgi } from './helpers/raw-peer.js';
+import { startServer, tempDir } from './helpers/servers.js';
+
+const OPTS = { timeout: 60_000 };
+const WAIT = 20_000;
+
+/** Bodies around the sizes that matter: empty, copied (< 4 KiB), handed over (>= 4 KiB), over one read, over inputHighWaterMark. */
+const SIZES = [0, 100, 4_095, 4_096, 16_384, 40_000, 65_536, 200_000];
+
+/** Deterministic bytes that differ from body to body, so a chunk overwritten by another read cannot pass. */
+function bodyBytes(seed: number, size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Every request's records (BEGIN, PARAMS, STDIN in records of `recordSize`), interleaved round robin
+ * across the requests and sent in one write, so that reads carry parts of several requests at once.
+ */
+function interleavedRequests(requests: Array<{ id: number; tag: string; body: Buffer }>, recordSize: number): Buffer {
+  const queues = requests.map(({ id, tag, body }) => {
+    const records = [
+      encodeBeginRequest(id, Role.Responder, KEEP_CONN),
+      encodeParams(id, requestParams('POST', `/r/${id}`, { CONTENT_LENGTH: String(body.length), HTTP_X_TAG: tag })),
+    ];
+    for (let at = 0; at < body.length; at += recordSize) {
+      records.push(encodeStream(RecordType.Stdin, id, body.subarray(at, at + recordSize), false));
+    }
+    records.push(encodeRecord(RecordType.Stdin, id));
+    return records;
+  });
+  const out: Buffer[] = [];
+  while (queues.some((queue) => queue.length > 0)) {
+    for (const queue of queues) {
+      const record = queue.shift();
+      if (record !== undefined) out.push(record);
+    }
+  }
+  return Buffer.concat(out);
+}
+
+/** Answers "<uri> <tag> <sha256> <length>" for the body, read with `for await` and kept chunk by chunk across later reads. */
+const keepingHandler: Handler = async (req, res) => {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    chunks.push(chunk);
+    // Let the connection read on (other requests' records, this body's next records) while the chunk is held.
+    await nextLoop();
+  }
+  const body = Buffer.concat(chunks);
+  res.end(`${req.url} ${req.headers['x-tag']} ${sha256(body)} ${body.length}`);
+};
+
+/** Sends SIZES as one interleaved batch on each of `connections` connections and checks every answer. */
+async function sendAndCheck(address: string, connections: number, recordSize: number): Promise<RawPeer[]> {
+  const peers = await Promise.all(Array.from({ length: connections }, () => RawPeer.connect(address)));
+  const sent = peers.map((peer, p) => {
+    const requests = SIZES.map((size, i) => ({ id: i + 1, tag: `c${p}-r${i + 1}`, body: bodyBytes(p * 100 + i + 1, size) }));
+    peer.send(interleavedRequests(requests, recordSize));
+    return requests;
+  });
+  for (const [p, peer] of peers.entries()) {
+    for (const { id, tag, body } of sent[p]!) {
+      const response = await peer.waitForEnd(id, WAIT);
+      const { status, body: answer } = splitCgi(response.stdout);
+      assert.equal(status, 200, `request ${tag}`);
+      assert.equal(answer.toString(), `/r/${id} ${tag} ${sha256(body)} ${body.length}`, `request ${tag} got its own params and body, intact`);
+      assert.equal(response.endCount, 1);
+    }
+  }
+  return peers;
+}
+
+async function waitUntil(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + WAIT;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await nextLoop();
+  }
+}
+
+test('kept body chunks and params stay intact while later reads reuse the read buffers; own buffers are claimed, then given back at close', OPTS, async () => {
+  const app = await startServer(keepingHandler);
+  try {
+    // nginx's record size, Apache's (about), and records small enough to be copied out one by one.
+    for (const [recordSize, ownBuffers] of [
+      [32_768, 'some'],
+      [7_001, 'some'],
+      [3_001, 'none'],
+    ] as const) {
+      const peers = await sendAndCheck(app.address, 3, recordSize);
+      // Chunks of 4 KiB and more were kept, so the connections moved to buffers of their own (one each at most).
+      const inUse = app.server.readBuffersInUse;
+      if (ownBuffers === 'some') assert.ok(inUse >= 1 && inUse <= 3, `records of ${recordSize}: own buffers in use: ${inUse}`);
+      else assert.equal(inUse, 0, `records of ${recordSize} are all copied`);
+      for (const peer of peers) peer.socket.destroy();
+      await waitUntil(() => app.server.readBuffersInUse === 0, 'the own read buffers to be given back');
+    }
+    assert.deepEqual(app.logs.entries.filter((entry) => entry.level === 'error' || entry.level === 'warn'), []);
+  } finally {
+    await app.close();
+  }
+});
+
+test('maxReadBuffers: 0 keeps every connection on the shared buffer, and kept chunks are copied out intact', OPTS, async () => {
+  const app = await startServer(keepingHandler, { maxReadBuffers: 0 });
+  try {
+    const peers = await sendAndCheck(app.address, 3, 32_768);
+    assert.equal(app.server.readBuffersInUse, 0);
+    for (const peer of peers) peer.socket.destroy();
+  } finally {
+    await app.close();
+  }
+});
+
+test('maxReadBuffers bounds the connections holding a buffer of their own; the others are served as well', OPTS, async () => {
+  const app = await startServer(keepingHandler, { maxReadBuffers: 1 });
+  try {
+    const peers = await sendAndCheck(app.address, 3, 32_768);
+    assert.equal(app.server.readBuffersInUse, 1);
+    for (const peer of peers) peer.socket.destroy();
+    await waitUntil(() => app.server.readBuffersInUse === 0, 'the own read buffer to be given back');
+  } finally {
+    await app.close();
+  }
+});
+
+test('body.consume() reads every body from the shared buffer: lent chunks, none kept, no buffer of its own', OPTS, async () => {
+  const app = await startServer(async (req, res) => {
+    const hash = createHash('sha256');
+    const bytes = await req.body.consume((chunk) => hash.update(chunk));
+    res.end(`${req.url} ${req.headers['x-tag']} ${hash.digest('hex')} ${bytes}`);
+  });
+  try {
+    const peers = await sendAndCheck(app.address, 2, 32_768);
+    assert.equal(app.server.readBuffersInUse, 0);
+    for (const peer of peers) peer.socket.destroy();
+  } finally {
+    await app.close();
+  }
+});
+
+test('sockets handed to handleConnection are served whether they already read (as streams) or were accepted paused', OPTS, async () => {
+  const app = await startServer(keepingHandler);
+  const dir = tempDir();
+  const listeners: net.Server[] = [];
+  try {
+    for (const pauseOnConnect of [false, true]) {
+      const path = `${dir.path}/handed-${pauseOnConnect}.sock`;
+      const listener = net.createServer({ pauseOnConnect, allowHalfOpen: true }, (socket) => app.server.handleConnection(socket));
+      listeners.push(listener);
+      await new Promise<void>((resolve) => listener.listen(path, resolve));
+      const peers = await sendAndCheck(`unix:${path}`, 1, 32_768);
+      for (const peer of peers) peer.socket.destroy();
+    }
+  } finally {
+    for (const listener of listeners) listener.close();
+    await app.close();
+    dir.remove();
+  }
+});
