@@ -179,3 +179,21 @@ test('sockets handed to handleConnection are served whether they already read (a
     dir.remove();
   }
 });
+
+test('large params are copied out of the shared buffer and do not take a buffer of their own', OPTS, async () => {
+  const app = await startServer((req, res) => {
+    res.end(`${req.headers.cookie?.length ?? 0} ${req.headers.cookie === 'c'.repeat(6000)}`);
+  });
+  try {
+    const peer = await RawPeer.connect(app.address);
+    // Several requests in one write, so that later reads reuse the buffer the first params came in.
+    for (let id = 1; id <= 4; id++) peer.sendRequest(id, requestParams('GET', `/p/${id}`, { HTTP_COOKIE: 'c'.repeat(6000) }));
+    for (let id = 1; id <= 4; id++) {
+      assert.equal(splitCgi((await peer.waitForEnd(id, WAIT)).stdout).body.toString(), '6000 true');
+    }
+    assert.equal(app.server.readBuffersInUse, 0);
+    peer.socket.destroy();
+  } finally {
+    await app.close();
+  }
+});

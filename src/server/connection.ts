@@ -171,12 +171,12 @@ export class Connection implements RecordSink, ExchangeHost {
   }
 
   /**
-   * A chunk of the current read that must outlive it (a queued body chunk, params). While reads land in
+   * A body chunk of the current read that must outlive it (queued, or taken by a reader). While reads land in
    * a reused buffer, that buffer is handed over to the chunk (a large chunk of our own buffer, or any
    * chunk once it was) or the chunk is copied; a large chunk copied from the shared buffer moves this
    * connection to a buffer of its own, so that its next large chunks are not.
    */
-  #keep(view: Buffer): Buffer {
+  #keepBodyChunk(view: Buffer): Buffer {
     if (!this.#lent || this.#readBufferGiven) return view;
     if (view.length >= HAND_OVER_AT) {
       if (this.#ownReadBuffer !== null) {
@@ -451,7 +451,8 @@ export class Connection implements RecordSink, ExchangeHost {
       return;
     }
     if (content.length > 0) {
-      const total = exchange.addParams(this.#keep(content));
+      // Params are kept until the request ends and are small: copied out of a reused read buffer, always.
+      const total = exchange.addParams(this.#lent ? Buffer.from(content) : content);
       if (total > this.#options.maxParamsBytes) {
         this.#limitHit(exchange, 431, 'NODEFPM_PARAMS_TOO_LARGE', `params exceed maxParamsBytes (${this.#options.maxParamsBytes})`);
       }
@@ -521,7 +522,7 @@ export class Connection implements RecordSink, ExchangeHost {
         return;
       }
     }
-    if (!stream.push(stream.keepsChunks ? this.#keep(content) : content)) this.#updatePause();
+    if (!stream.push(stream.keepsChunks ? this.#keepBodyChunk(content) : content)) this.#updatePause();
   }
 
   #inputEnded(exchange: Exchange, stream: InputStream, name: string): void {
