@@ -106,3 +106,26 @@ test('the shared buffer is one buffer; own buffers are new ones; both of the rea
   assert.notEqual(own.buffer, ownReadBuffer().buffer);
   assert.equal(own.length, READ_BUFFER_SIZE);
 });
+
+test('the moved socket keeps what the listener set: half-open and the write high-water mark', async () => {
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, highWaterMark: 32 * 1024, noDelay: true });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const acceptedPromise = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  try {
+    const accepted = await acceptedPromise;
+    const socket = readIntoOwnBuffers(accepted, () => Buffer.alloc(64), () => {})!;
+    assert.equal(socket.allowHalfOpen, true);
+    assert.equal(socket.writableHighWaterMark, 32 * 1024);
+    // Half-open: the peer's end does not end our side, which can still answer.
+    const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+    const answered = new Promise<string>((resolve) => client.once('data', (chunk: Buffer) => resolve(chunk.toString())));
+    client.end();
+    await ended;
+    socket.end('after your end');
+    assert.equal(await answered, 'after your end');
+  } finally {
+    client.destroy();
+    server.close();
+  }
+});

@@ -67,9 +67,11 @@ export function readIntoOwnBuffers(socket: net.Socket, nextBuffer: ReadBufferSou
   // marks it destroyed and takes it off its net.Server's count (the FcgiServer keeps its own).
   original._handle = null;
   original.destroy();
+  // TCP_NODELAY and keep-alive, which the listener set, belong to the handle and come along with it.
   const options = {
     handle,
     allowHalfOpen: original.allowHalfOpen,
+    writableHighWaterMark: original.writableHighWaterMark,
     onread: { buffer: nextBuffer, callback: onRead },
   } as unknown as net.SocketConstructorOpts;
   return new net.Socket(options);
