@@ -201,9 +201,10 @@ interface WireRecord {
 }
 
 /**
- * Reads the record headers of everything nginx sends on each connection (a second 'data' listener
- * next to the server's own), so the test can check BEGIN_REQUEST flags and report record sizes and
- * padding. Record contents are skipped, not copied.
+ * Reads the record headers of everything nginx sends on each connection, so the test can check
+ * BEGIN_REQUEST flags and report record sizes and padding. Record contents are skipped, not copied.
+ * The server's sockets read into reused buffers (Node's `onread`), which emit no 'data' events, so
+ * the tap wraps the socket's read callback: Node keeps it under an internal symbol, kBufferCb.
  */
 class WireTap {
   readonly records: WireRecord[] = [];
@@ -216,8 +217,9 @@ class WireTap {
       const id = ++this.#connections;
       let head = Buffer.alloc(0);
       let skip = 0;
-      connection.socket.once('close', () => this.closed.add(id));
-      connection.socket.on('data', (chunk: Buffer) => {
+      const socket = connection.socket as import('node:net').Socket & Record<symbol, unknown>;
+      socket.once('close', () => this.closed.add(id));
+      const onChunk = (chunk: Buffer): void => {
         let offset = 0;
         while (offset < chunk.length) {
           if (skip > 0) {
@@ -241,7 +243,18 @@ class WireTap {
           skip = length + record.padding - (head.length - 8);
           head = Buffer.alloc(0);
         }
-      });
+      };
+      const readCallback = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'kBufferCb');
+      if (readCallback === undefined || typeof socket[readCallback] !== 'function') {
+        socket.on('data', onChunk);
+        return;
+      }
+      const serverRead = socket[readCallback] as (this: unknown, bytesRead: number, buffer: Buffer) => unknown;
+      socket[readCallback] = function (this: unknown, bytesRead: number, buffer: Buffer): unknown {
+        // Before the server's own callback: the buffer is overwritten by the next read.
+        onChunk(buffer.subarray(0, bytesRead));
+        return serverRead.call(this, bytesRead, buffer);
+      };
     });
   }
 
