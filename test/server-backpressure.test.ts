@@ -14,6 +14,7 @@ import { FcgiServer } from '../src/server/server.js';
 import { captureLogger, type CaptureLogger } from './helpers/log-capture.js';
 import { RawPeer, requestParams, splitCgi } from './helpers/raw-peer.js';
 import { tempDir } from './helpers/servers.js';
+import { tapSocketReads } from './helpers/socket-tap.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -142,11 +143,17 @@ describe('input backpressure: a handler that does not read its body', () => {
       const connection = h.connections[0]!;
       let maxBuffered = 0;
       let exchange: Exchange | undefined;
-      // Runs after the connection's own 'data' listener for the same chunk: sees the queue at its fullest.
-      connection.socket.on('data', () => {
-        exchange ??= h.exchanges.get('/upload');
-        if (exchange !== undefined) maxBuffered = Math.max(maxBuffered, exchange.stdin.bytesBuffered);
-      });
+      let reads = 0;
+      // After the connection has processed each chunk it reads: sees the queue at its fullest.
+      tapSocketReads(
+        connection.socket,
+        () => {
+          reads++;
+          exchange ??= h.exchanges.get('/upload');
+          if (exchange !== undefined) maxBuffered = Math.max(maxBuffered, exchange.stdin.bytesBuffered);
+        },
+        'after',
+      );
       let peerDrains = 0;
       peer.socket.on('drain', () => peerDrains++);
 
@@ -172,6 +179,7 @@ describe('input backpressure: a handler that does not read its body', () => {
       );
       assert.ok(exchange.stdin.full, 'the request buffer is over its high-water mark');
       assert.ok(exchange.stdin.bytesBuffered >= highWaterMark, `the buffer filled up to the mark (${exchange.stdin.bytesBuffered})`);
+      assert.ok(reads > 0 && maxBuffered >= highWaterMark, `the tap saw the reads fill the buffer (${reads} reads, max ${maxBuffered})`);
       assert.ok(maxBuffered <= highWaterMark + 2 * SOCKET_CHUNK, `buffered bytes stayed near the high-water mark (max ${maxBuffered})`);
       assert.ok(peer.socket.writableLength > 16 * MiB, `the peer's writes back up (${peer.socket.writableLength} bytes queued)`);
       assert.equal(peerDrains, 0, "no 'drain' for the peer while the server does not read");

@@ -13,6 +13,7 @@ import { createServer, type FcgiServer, type Handler, type Response } from '../.
 import { formatListenAddress } from '../../src/server/listen.js';
 import { request as sendHttp, write, type HttpResult, type RequestSpec } from '../helpers/http-request.js';
 import { captureLogger, type CaptureLogger } from '../helpers/log-capture.js';
+import { tapSocketReads } from '../helpers/socket-tap.js';
 import { startWebServer, type WebServer } from './harness.js';
 import { ACCEL_CONTENT, ACCEL_FILE, nginx } from './nginx-server.js';
 
@@ -201,10 +202,8 @@ interface WireRecord {
 }
 
 /**
- * Reads the record headers of everything nginx sends on each connection, so the test can check
- * BEGIN_REQUEST flags and report record sizes and padding. Record contents are skipped, not copied.
- * The server's sockets read into reused buffers (Node's `onread`), which emit no 'data' events, so
- * the tap wraps the socket's read callback: Node keeps it under an internal symbol, kBufferCb.
+ * Reads the record headers of everything nginx sends on each connection (tapSocketReads), so the test
+ * can check BEGIN_REQUEST flags and report record sizes and padding. Record contents are skipped, not copied.
  */
 class WireTap {
   readonly records: WireRecord[] = [];
@@ -217,7 +216,7 @@ class WireTap {
       const id = ++this.#connections;
       let head = Buffer.alloc(0);
       let skip = 0;
-      const socket = connection.socket as import('node:net').Socket & Record<symbol, unknown>;
+      const socket = connection.socket;
       socket.once('close', () => this.closed.add(id));
       const onChunk = (chunk: Buffer): void => {
         let offset = 0;
@@ -244,17 +243,7 @@ class WireTap {
           head = Buffer.alloc(0);
         }
       };
-      const readCallback = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'kBufferCb');
-      if (readCallback === undefined || typeof socket[readCallback] !== 'function') {
-        socket.on('data', onChunk);
-        return;
-      }
-      const serverRead = socket[readCallback] as (this: unknown, bytesRead: number, buffer: Buffer) => unknown;
-      socket[readCallback] = function (this: unknown, bytesRead: number, buffer: Buffer): unknown {
-        // Before the server's own callback: the buffer is overwritten by the next read.
-        onChunk(buffer.subarray(0, bytesRead));
-        return serverRead.call(this, bytesRead, buffer);
-      };
+      tapSocketReads(socket, onChunk, 'before');
     });
   }
 
