@@ -114,8 +114,8 @@ export class Connection implements RecordSink, ExchangeHost {
   #readBufferGiven = false;
   /** A large chunk was copied out of the shared buffer: read into a buffer of our own from now on. */
   #wantsOwnReadBuffer = false;
-  /** True while the chunk being processed is a view of a reused read buffer, valid only until the next read. */
-  #lent = false;
+  /** The socket reads into reused buffers: every chunk it delivers is a view valid only until the next read. */
+  readonly #readsReusedBuffers: boolean;
 
   constructor(accepted: Socket, host: ConnectionHost, overloaded: boolean) {
     // Reads land in reused buffers when the socket allows it (accepted paused), else come as 'data'.
@@ -123,6 +123,7 @@ export class Connection implements RecordSink, ExchangeHost {
     const reading = readIntoOwnBuffers(accepted, () => this.#nextReadBuffer(), Connection.#onSocketRead);
     const socket = reading ?? accepted;
     this.socket = socket;
+    this.#readsReusedBuffers = reading !== null;
     this.#host = host;
     this.#options = host.options;
     this.#log = host.log;
@@ -149,10 +150,7 @@ export class Connection implements RecordSink, ExchangeHost {
   }
 
   static #onSocketRead(this: Socket, bytesRead: number, buffer: Buffer): void {
-    const connection = (this as ServedSocket)[kConnection];
-    connection.#lent = true;
-    connection.#onData(buffer.subarray(0, bytesRead));
-    connection.#lent = false;
+    (this as ServedSocket)[kConnection].#onData(buffer.subarray(0, bytesRead));
   }
 
   /** The buffer for the socket's next read: asked for before the first read and after each. */
@@ -177,7 +175,7 @@ export class Connection implements RecordSink, ExchangeHost {
    * connection to a buffer of its own, so that its next large chunks are not.
    */
   #keepBodyChunk(view: Buffer): Buffer {
-    if (!this.#lent || this.#readBufferGiven) return view;
+    if (!this.#readsReusedBuffers || this.#readBufferGiven) return view;
     if (view.length >= HAND_OVER_AT) {
       if (this.#ownReadBuffer !== null) {
         this.#readBufferGiven = true;
@@ -452,7 +450,7 @@ export class Connection implements RecordSink, ExchangeHost {
     }
     if (content.length > 0) {
       // Params are kept until the request ends and are small: copied out of a reused read buffer, always.
-      const total = exchange.addParams(this.#lent ? Buffer.from(content) : content);
+      const total = exchange.addParams(this.#readsReusedBuffers ? Buffer.from(content) : content);
       if (total > this.#options.maxParamsBytes) {
         this.#limitHit(exchange, 431, 'NODEFPM_PARAMS_TOO_LARGE', `params exceed maxParamsBytes (${this.#options.maxParamsBytes})`);
       }
