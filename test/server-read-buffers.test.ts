@@ -6,9 +6,12 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { setImmediate as nextLoop } from 'node:timers/promises';
 import type { Handler } from '../src/index.js';
+import type { Connection } from '../src/server/connection.js';
+import { MAX_READ_BUFFER_SIZE, fitReadSize } from '../src/server/read-buffers.js';
 import { KEEP_CONN, RecordType, Role, encodeBeginRequest, encodeParams, encodeRecord, encodeStream } from '../src/protocol/index.js';
 import { RawPeer, requestParams, splitCgi } from './helpers/raw-peer.js';
 import { startServer, tempDir } from './helpers/servers.js';
+import { tapSocketReads } from './helpers/socket-tap.js';
 
 const OPTS = { timeout: 60_000 };
 const WAIT = 20_000;
@@ -192,6 +195,47 @@ test('large params are copied out of the shared buffer and do not take a buffer 
       assert.equal(splitCgi((await peer.waitForEnd(id, WAIT)).stdout).body.toString(), '6000 true');
     }
     assert.equal(app.server.readBuffersInUse, 0);
+    peer.socket.destroy();
+  } finally {
+    await app.close();
+  }
+});
+
+test('reads are fitted to what the peer sends at once: each 64 KiB POST in one read, a long body 128 KiB at a time', OPTS, async () => {
+  const app = await startServer(keepingHandler);
+  const reads: Array<{ bytes: number; size: number }> = [];
+  app.server.on('connection', (connection: Connection) => {
+    tapSocketReads(connection.socket, (chunk, buffer) => reads.push({ bytes: chunk.length, size: buffer.length }), 'before');
+  });
+  try {
+    const peer = await RawPeer.connect(app.address);
+    let id = 0;
+    const post = async (body: Buffer, tag: string): Promise<number> => {
+      // As nginx sends it: params, then the body in 32 KiB records, in one write.
+      id++;
+      const wire = interleavedRequests([{ id, tag, body }], 32_768);
+      peer.send(wire);
+      const { status, body: answer } = splitCgi((await peer.waitForEnd(id, WAIT)).stdout);
+      assert.equal(status, 200);
+      assert.equal(answer.toString(), `/r/${id} ${tag} ${sha256(body)} ${body.length}`, `request ${tag} intact`);
+      return wire.length;
+    };
+    // The first lands in the shared buffer (128 KiB) in one read; its body chunks are copied out and
+    // the connection takes a buffer of its own, fitted to that request, for the next ones.
+    const wireLength = await post(bodyBytes(1, 65_536), 'first');
+    // (Request ids 1 to 4 have as many digits: the same params length, the same wire length.)
+    assert.ok(wireLength > 65_536, 'a 64 KiB body is more than 64 KiB on the wire');
+    assert.deepEqual(reads.splice(0), [{ bytes: wireLength, size: MAX_READ_BUFFER_SIZE }]);
+    for (let i = 2; i <= 4; i++) await post(bodyBytes(i, 65_536), `next-${i}`);
+    // Each in one read, into a buffer of its own (handed over to the kept chunks, so a new one each time).
+    assert.deepEqual(reads.splice(0), Array.from({ length: 3 }, () => ({ bytes: wireLength, size: fitReadSize(wireLength) })));
+    assert.equal(app.server.readBuffersInUse, 1);
+
+    // A 1 MiB body arrives faster than it is read: the reads fill their buffers, which double up to the cap.
+    await post(bodyBytes(9, 1024 * 1024), 'long');
+    const sizes = reads.splice(0).map((read) => read.size);
+    assert.ok(sizes.includes(MAX_READ_BUFFER_SIZE), `read buffers grew to ${MAX_READ_BUFFER_SIZE}: ${sizes.join(' ')}`);
+    assert.ok(sizes.every((size) => size <= MAX_READ_BUFFER_SIZE), `never beyond the cap: ${sizes.join(' ')}`);
     peer.socket.destroy();
   } finally {
     await app.close();

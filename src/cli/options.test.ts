@@ -110,6 +110,7 @@ test('values are read in every documented form, as --flag value and --flag=value
     [['--no-multiplex'], (s) => s.server.multiplex, false],
     [['--multiplex'], (s) => s.server.multiplex, true],
     [['--multiplex=false'], (s) => s.server.multiplex, false],
+    [['--no-tune-malloc'], (s) => s.server.tuneMalloc, false],
     [['--development'], (s) => s.handler.development, true],
     [['--no-development'], (s) => s.handler.development, false],
     [['--validate'], (s) => s.validate, true],

@@ -393,9 +393,20 @@ export const OPTIONS: readonly OptionSpec[] = [
   limit(
     'maxReadBuffers',
     'count',
-    'Connections that may read into a 64 KiB buffer of their own, so that large body chunks a handler keeps are not copied; the others share one.',
+    'Connections that may read into a buffer of their own (64 to 128 KiB), so that large body chunks a handler keeps are not copied; the others share one.',
     0,
   ),
+  {
+    key: 'tuneMalloc',
+    type: 'boolean',
+    scope: 'server',
+    group: 'Limits',
+    default: true,
+    description:
+      "Raise glibc malloc's trim threshold to 32 MiB in each serving process, so that the read buffers kept body chunks are handed " +
+      'are not returned to the kernel and faulted in again at every GC (up to 32 MiB freed stay with the process). ' +
+      '--no-tune-malloc leaves malloc as it is.',
+  },
   {
     key: 'logLevel',
     type: 'choice',

@@ -7,6 +7,7 @@ import type { PoolStatus } from './status.js';
 /** The server options a worker gets from the master: only what survives JSON (no logger). */
 export interface WorkerServerOptions extends Partial<Limits> {
   multiplex?: boolean;
+  tuneMalloc?: boolean;
   roles?: number[];
   allowedClients?: string[];
   useWebServerAddrs?: boolean;

@@ -28,7 +28,16 @@ import {
 import { EVERY_REQUEST_PARAMS, Exchange, ExchangeState, type ExchangeHost } from './exchange.js';
 import type { InputStream } from './input-stream.js';
 import type { ResolvedOptions } from './options.js';
-import { HAND_OVER_AT, ownReadBuffer, readIntoOwnBuffers, sharedReadBuffer } from './read-buffers.js';
+import {
+  HAND_OVER_AT,
+  MAX_READ_BUFFER_SIZE,
+  READ_BUFFER_SIZE,
+  fitReadSize,
+  ownReadBuffer,
+  readIntoOwnBuffers,
+  sharedReadBuffer,
+  worthHandingOver,
+} from './read-buffers.js';
 import { RequestTable } from './request-table.js';
 
 /** What a connection needs from its server. */
@@ -114,6 +123,10 @@ export class Connection implements RecordSink, ExchangeHost {
   #readBufferGiven = false;
   /** A large chunk was copied out of the shared buffer: read into a buffer of our own from now on. */
   #wantsOwnReadBuffer = false;
+  /** The size of the next own read buffer, fitted to what the peer sends at once (fitReadSize). */
+  #readSize = READ_BUFFER_SIZE;
+  /** Bytes of the burst being read: reads so far that filled their buffer (the peer had more to send). */
+  #burstBytes = 0;
   /** The socket reads into reused buffers: every chunk it delivers is a view valid only until the next read. */
   readonly #readsReusedBuffers: boolean;
 
@@ -150,20 +163,38 @@ export class Connection implements RecordSink, ExchangeHost {
   }
 
   static #onSocketRead(this: Socket, bytesRead: number, buffer: Buffer): void {
-    (this as ServedSocket)[kConnection].#onData(buffer.subarray(0, bytesRead));
+    const connection = (this as ServedSocket)[kConnection];
+    connection.#sizeReads(bytesRead, buffer.length);
+    connection.#onData(buffer.subarray(0, bytesRead));
+  }
+
+  /**
+   * Fits the next own read buffer to the peer's bursts, so that what it sends at once is read at once:
+   * a read that fills its buffer doubles the size (up to the cap) while the burst outgrows it; one that
+   * does not ends the burst, and the size becomes the burst's (see fitReadSize).
+   */
+  #sizeReads(bytesRead: number, bufferLength: number): void {
+    if (bytesRead === bufferLength) {
+      const burst = (this.#burstBytes += bytesRead);
+      if (burst >= this.#readSize) this.#readSize = Math.min(MAX_READ_BUFFER_SIZE, this.#readSize * 2);
+      return;
+    }
+    this.#readSize = fitReadSize(this.#burstBytes + bytesRead);
+    this.#burstBytes = 0;
   }
 
   /** The buffer for the socket's next read: asked for before the first read and after each. */
   #nextReadBuffer(): Buffer {
     const own = this.#ownReadBuffer;
     if (own !== null) {
-      if (!this.#readBufferGiven) return own;
+      // Kept, the buffer is taken; too small for the peer's bursts, it is replaced (a larger one is kept on).
+      if (!this.#readBufferGiven && own.length >= this.#readSize) return own;
       this.#readBufferGiven = false;
-      return (this.#ownReadBuffer = ownReadBuffer());
+      return (this.#ownReadBuffer = ownReadBuffer(this.#readSize));
     }
     if (this.#wantsOwnReadBuffer) {
       this.#wantsOwnReadBuffer = false;
-      if (!this.#closed && this.#host.claimReadBuffer()) return (this.#ownReadBuffer = ownReadBuffer());
+      if (!this.#closed && this.#host.claimReadBuffer()) return (this.#ownReadBuffer = ownReadBuffer(this.#readSize));
     }
     return sharedReadBuffer();
   }
@@ -176,11 +207,13 @@ export class Connection implements RecordSink, ExchangeHost {
    */
   #keepBodyChunk(view: Buffer): Buffer {
     if (!this.#readsReusedBuffers || this.#readBufferGiven) return view;
-    if (view.length >= HAND_OVER_AT) {
-      if (this.#ownReadBuffer !== null) {
+    const own = this.#ownReadBuffer;
+    if (own !== null) {
+      if (worthHandingOver(view.length, own.length)) {
         this.#readBufferGiven = true;
         return view;
       }
+    } else if (view.length >= HAND_OVER_AT) {
       this.#wantsOwnReadBuffer = true;
     }
     return Buffer.from(view);

@@ -20,12 +20,13 @@ function invalidOption(pattern: RegExp): (error: unknown) => boolean {
   };
 }
 
-test('defaults: every limit from defaultLimits, multiplexing on, the Responder role, no allow-list', () => {
+test('defaults: every limit from defaultLimits, multiplexing on, malloc tuned, the Responder role, no allow-list', () => {
   const resolved = resolveOptions({}, noEnv);
   for (const [key, value] of Object.entries(defaultLimits)) {
     assert.equal(resolved[key as keyof typeof defaultLimits], value, `default for ${key}`);
   }
   assert.equal(resolved.multiplex, true);
+  assert.equal(resolved.tuneMalloc, true);
   assert.deepEqual([...resolved.roles], [Role.Responder]);
   assert.equal(resolved.allowedClients, null, 'no FCGI_WEB_SERVER_ADDRS and no allowedClients: everyone may connect');
   assert.equal(Object.isFrozen(defaultLimits), true);
@@ -33,7 +34,7 @@ test('defaults: every limit from defaultLimits, multiplexing on, the Responder r
 
 test('given values replace the defaults; Infinity is accepted for counts and sizes', () => {
   const resolved = resolveOptions(
-    { maxConnections: 5, maxBodyBytes: Infinity, paramsTimeout: 0, multiplex: false, roles: [Role.Responder, Role.Authorizer, Role.Filter] },
+    { maxConnections: 5, maxBodyBytes: Infinity, paramsTimeout: 0, multiplex: false, tuneMalloc: false, roles: [Role.Responder, Role.Authorizer, Role.Filter] },
     noEnv,
   );
   assert.equal(resolved.maxConnections, 5);
@@ -41,6 +42,7 @@ test('given values replace the defaults; Infinity is accepted for counts and siz
   assert.equal(resolved.paramsTimeout, 0, '0 turns a timeout off');
   assert.equal(resolved.maxRequests, defaultLimits.maxRequests);
   assert.equal(resolved.multiplex, false);
+  assert.equal(resolved.tuneMalloc, false);
   assert.deepEqual([...resolved.roles].sort(), [1, 2, 3]);
 });
 

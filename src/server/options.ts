@@ -67,12 +67,19 @@ export interface ServerOptions extends Partial<Limits> {
   allowedClients?: readonly string[];
   /** Read FCGI_WEB_SERVER_ADDRS from the environment (section 3.2). Default true. */
   useWebServerAddrs?: boolean;
+  /**
+   * Raise glibc malloc's trim threshold to 32 MiB for the process, so that the read buffers handed to
+   * kept body chunks are not returned to the kernel and faulted in again at every GC (see
+   * raiseMallocThresholds in read-buffers.ts). Default true; false leaves malloc as it is.
+   */
+  tuneMalloc?: boolean;
   /** Where the server logs its reasons. Default: lines on stderr at level info. */
   logger?: Logger;
 }
 
 export interface ResolvedOptions extends Limits {
   multiplex: boolean;
+  tuneMalloc: boolean;
   roles: ReadonlySet<number>;
   allowedClients: AllowList | null;
 }
@@ -177,5 +184,5 @@ export function resolveOptions(options: ServerOptions = {}, env: NodeJS.ProcessE
       allowed.add(normalizeAddress(address));
     }
   }
-  return { ...limits, multiplex: options.multiplex ?? true, roles, allowedClients: allowed };
+  return { ...limits, multiplex: options.multiplex ?? true, tuneMalloc: options.tuneMalloc ?? true, roles, allowedClients: allowed };
 }

@@ -1,9 +1,20 @@
-// readIntoOwnBuffers(): an accepted socket moved to reads into given buffers; the sockets it leaves as they are; the shared buffer.
+// readIntoOwnBuffers(): an accepted socket moved to reads into given buffers; the sockets it leaves as they are; the buffers' sizes; the malloc raise.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { test } from 'node:test';
-import { READ_BUFFER_SIZE, ownReadBuffer, readIntoOwnBuffers, sharedReadBuffer } from './read-buffers.js';
+import { fileURLToPath } from 'node:url';
+import {
+  HAND_OVER_AT,
+  MAX_READ_BUFFER_SIZE,
+  READ_BUFFER_SIZE,
+  fitReadSize,
+  ownReadBuffer,
+  readIntoOwnBuffers,
+  sharedReadBuffer,
+  worthHandingOver,
+} from './read-buffers.js';
 
 /** A TCP server on loopback and a client connected to it; `accepted` is the server side of the connection. */
 async function pair(pauseOnConnect: boolean): Promise<{ server: net.Server; client: net.Socket; accepted: net.Socket }> {
@@ -99,12 +110,91 @@ test('a stand-in socket with no handle is left as it is', () => {
   stand.destroy();
 });
 
-test('the shared buffer is one buffer; own buffers are new ones; both of the read size', () => {
+test('the shared buffer is one buffer of the largest read; own buffers are new ones, of the size asked (64 KiB unless told)', () => {
   assert.equal(sharedReadBuffer(), sharedReadBuffer());
-  assert.equal(sharedReadBuffer().length, READ_BUFFER_SIZE);
+  assert.equal(sharedReadBuffer().length, MAX_READ_BUFFER_SIZE);
   const own = ownReadBuffer();
   assert.notEqual(own.buffer, ownReadBuffer().buffer);
   assert.equal(own.length, READ_BUFFER_SIZE);
+  assert.equal(ownReadBuffer(72 * 1024).length, 72 * 1024);
+});
+
+test('fitReadSize: the burst plus a sixteenth, in whole pages, between 64 and 128 KiB', () => {
+  for (const [burst, size] of [
+    [0, READ_BUFFER_SIZE],
+    [1, READ_BUFFER_SIZE],
+    [60_000, READ_BUFFER_SIZE], // 63 750 with the sixteenth: still the least size
+    [61_681, READ_BUFFER_SIZE], // 61 681 + 3 855 = 65 536 exactly
+    [61_682, 17 * 4096], // one byte over 64 KiB takes the next page
+    [65_536, 68 * 1024], // a full 64 KiB read and nothing after it: room for 4 KiB more
+    [66_136, 72 * 1024], // a 64 KiB body in nginx's records with its params: 70 269 bytes wanted
+    [120_000, MAX_READ_BUFFER_SIZE],
+    [10_000_000, MAX_READ_BUFFER_SIZE],
+  ] as const) {
+    assert.equal(fitReadSize(burst), size, `burst of ${burst}`);
+  }
+});
+
+test('worthHandingOver: a chunk of at least 4 KiB and a sixteenth of its buffer', () => {
+  assert.equal(worthHandingOver(HAND_OVER_AT, READ_BUFFER_SIZE), true);
+  assert.equal(worthHandingOver(HAND_OVER_AT - 1, READ_BUFFER_SIZE), false);
+  assert.equal(worthHandingOver(8 * 1024 - 1, MAX_READ_BUFFER_SIZE), false);
+  assert.equal(worthHandingOver(8 * 1024, MAX_READ_BUFFER_SIZE), true);
+  assert.equal(worthHandingOver(HAND_OVER_AT, 16 * 1024), true);
+});
+
+const readBuffersModule = fileURLToPath(new URL('./read-buffers.ts', import.meta.url));
+const serverModule = fileURLToPath(new URL('./server.ts', import.meta.url));
+
+/** What the child does before it churns memory: nothing, the raise itself, or create a server (with its options). */
+type Setup = 'nothing' | 'raise' | { serverOptions: Record<string, unknown> };
+
+/**
+ * Page faults a child process takes to touch 18 MiB of 72 KiB buffers again after it freed the same:
+ * what the server's heap goes through at every scavenge, when kept body chunks are let go.
+ */
+function refaultedPages(setup: Setup): { faults: number; glibc: boolean } {
+  let prepare = '';
+  if (setup === 'raise') {
+    prepare = `(await import(${JSON.stringify(readBuffersModule)})).raiseMallocThresholds();`;
+  } else if (setup !== 'nothing') {
+    const options = JSON.stringify(setup.serverOptions);
+    prepare = `const { FcgiServer } = await import(${JSON.stringify(serverModule)}); new FcgiServer(() => {}, ${options});`;
+  }
+  const script = `
+    ${prepare}
+    const settle = async () => { globalThis.gc(); await new Promise((resolve) => setTimeout(resolve, 100)); };
+    await settle();
+    const round = () => Array.from({ length: 256 }, () => Buffer.allocUnsafeSlow(72 * 1024).fill(1));
+    let kept = round();
+    kept = null;
+    await settle();
+    const before = process.resourceUsage().minorPageFault;
+    kept = round();
+    const faults = process.resourceUsage().minorPageFault - before;
+    const glibc = typeof process.report.getReport().header.glibcVersionRuntime === 'string';
+    console.log(JSON.stringify({ faults, glibc, kept: kept.length }));`;
+  const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr);
+  return JSON.parse(child.stdout) as { faults: number; glibc: boolean };
+}
+
+test("raiseMallocThresholds (a server's tuneMalloc): with glibc, memory freed in a batch is kept, not faulted in again page by page", { timeout: 60_000 }, (t) => {
+  const plain = refaultedPages('nothing');
+  if (!plain.glibc) {
+    // The raise works through glibc's dynamic mmap threshold; other allocators have their own ways.
+    t.skip('not glibc: raiseMallocThresholds has no effect to check');
+    return;
+  }
+  // 18 MiB is 4608 pages: glibc trims the freed top of its heap and faults it in again.
+  assert.ok(plain.faults > 2000, `without the raise, ${plain.faults} pages were faulted in again`);
+  const raised = refaultedPages('raise');
+  assert.ok(raised.faults < plain.faults / 10, `with the raise, ${raised.faults} pages (without: ${plain.faults})`);
+  // A server raises them unless told not to (option tuneMalloc).
+  const served = refaultedPages({ serverOptions: {} });
+  assert.ok(served.faults < plain.faults / 10, `after a server was created, ${served.faults} pages (without: ${plain.faults})`);
+  const untuned = refaultedPages({ serverOptions: { tuneMalloc: false } });
+  assert.ok(untuned.faults > plain.faults / 2, `with tuneMalloc: false, ${untuned.faults} pages (without a server: ${plain.faults})`);
 });
 
 test('the moved socket keeps what the listener set: half-open and the write high-water mark', async () => {

@@ -9,6 +9,7 @@ import { Connection, type ConnectionHost } from './connection.js';
 import type { Exchange } from './exchange.js';
 import { formatListenAddress, listenAt, parseListenAddress, type ListenAddress, type ListenOptions } from './listen.js';
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from './options.js';
+import { raiseMallocThresholds } from './read-buffers.js';
 
 /** Receives each request once its PARAMS are complete. */
 export type ExchangeHandler = (exchange: Exchange) => void;
@@ -66,6 +67,7 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
     this.#handler = handler;
     this.options = resolveOptions(options);
     this.log = options.logger ?? createLogger();
+    if (this.options.tuneMalloc) raiseMallocThresholds();
     if (this.options.allowedClients?.size === 0) {
       this.log.warn('FCGI_WEB_SERVER_ADDRS is set but lists no address: every connection will be refused');
     }

@@ -7,21 +7,23 @@ import type { Socket } from 'node:net';
  * server's sockets read into reused buffers with Node's `onread` option and emit no 'data' events,
  * so the socket's read callback is wrapped: Node keeps it under an internal symbol, kBufferCb. A
  * chunk seen before the server's processing is a view the next read overwrites: copy what you keep.
+ * `buffer` is the whole buffer the chunk was read into (the chunk itself for a stream socket).
  */
-export function tapSocketReads(socket: Socket, observe: (chunk: Buffer) => void, when: 'before' | 'after'): void {
+export function tapSocketReads(socket: Socket, observe: (chunk: Buffer, buffer: Buffer) => void, when: 'before' | 'after'): void {
   const target = socket as Socket & Record<symbol, unknown>;
   const readCallback = Object.getOwnPropertySymbols(target).find((symbol) => symbol.description === 'kBufferCb');
   if (readCallback === undefined || typeof target[readCallback] !== 'function') {
     // A stream socket: a listener added now runs after the server's own 'data' listener.
-    if (when === 'before') socket.prependListener('data', observe);
-    else socket.on('data', observe);
+    const onData = (chunk: Buffer): void => observe(chunk, chunk);
+    if (when === 'before') socket.prependListener('data', onData);
+    else socket.on('data', onData);
     return;
   }
   const serverRead = target[readCallback] as (this: unknown, bytesRead: number, buffer: Buffer) => unknown;
   target[readCallback] = function (this: unknown, bytesRead: number, buffer: Buffer): unknown {
-    if (when === 'before') observe(buffer.subarray(0, bytesRead));
+    if (when === 'before') observe(buffer.subarray(0, bytesRead), buffer);
     const result = serverRead.call(this, bytesRead, buffer);
-    if (when === 'after') observe(buffer.subarray(0, bytesRead));
+    if (when === 'after') observe(buffer.subarray(0, bytesRead), buffer);
     return result;
   };
 }
