@@ -403,8 +403,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: 'Limits',
     default: true,
     description:
-      "Raise glibc malloc's trim threshold to 32 MiB in each serving process, so that the read buffers kept body chunks are handed " +
-      'are not returned to the kernel and faulted in again at every GC (up to 32 MiB freed stay with the process). ' +
+      "Raise glibc malloc's trim threshold to 32 MiB in a serving process once its handlers keep body chunks, so that the read " +
+      'buffers those chunks are handed are not returned to the kernel and faulted in again at every GC (up to 32 MiB freed ' +
+      'stay with the process). ' +
       '--no-tune-malloc leaves malloc as it is.',
   },
   {

@@ -68,9 +68,10 @@ export interface ServerOptions extends Partial<Limits> {
   /** Read FCGI_WEB_SERVER_ADDRS from the environment (section 3.2). Default true. */
   useWebServerAddrs?: boolean;
   /**
-   * Raise glibc malloc's trim threshold to 32 MiB for the process, so that the read buffers handed to
-   * kept body chunks are not returned to the kernel and faulted in again at every GC (see
-   * raiseMallocThresholds in read-buffers.ts). Default true; false leaves malloc as it is.
+   * Raise glibc malloc's trim threshold to 32 MiB for the process once a connection first reads into a
+   * buffer of its own (a handler keeps body chunks), so that the read buffers handed to kept chunks are
+   * not returned to the kernel and faulted in again at every GC (see raiseMallocThresholds in
+   * read-buffers.ts). Default true; false leaves malloc as it is.
    */
   tuneMalloc?: boolean;
   /** Where the server logs its reasons. Default: lines on stderr at level info. */

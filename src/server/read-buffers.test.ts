@@ -144,10 +144,14 @@ test('worthHandingOver: a chunk of at least 4 KiB and a sixteenth of its buffer'
 });
 
 const readBuffersModule = fileURLToPath(new URL('./read-buffers.ts', import.meta.url));
-const serverModule = fileURLToPath(new URL('./server.ts', import.meta.url));
+const indexModule = fileURLToPath(new URL('../index.ts', import.meta.url));
+const clientModule = fileURLToPath(new URL('../client/index.ts', import.meta.url));
 
-/** What the child does before it churns memory: nothing, the raise itself, or create a server (with its options). */
-type Setup = 'nothing' | 'raise' | { serverOptions: Record<string, unknown> };
+/**
+ * What the child does before it churns memory: nothing, the raise itself, or serve one request with
+ * a server of its own (its options; a 64 KiB POST whose chunks the handler keeps, or a GET).
+ */
+type Setup = 'nothing' | 'raise' | { serverOptions: Record<string, unknown>; request: 'POST' | 'GET' };
 
 /**
  * Page faults a child process takes to touch 18 MiB of 72 KiB buffers again after it freed the same:
@@ -158,8 +162,27 @@ function refaultedPages(setup: Setup): { faults: number; glibc: boolean } {
   if (setup === 'raise') {
     prepare = `(await import(${JSON.stringify(readBuffersModule)})).raiseMallocThresholds();`;
   } else if (setup !== 'nothing') {
-    const options = JSON.stringify(setup.serverOptions);
-    prepare = `const { FcgiServer } = await import(${JSON.stringify(serverModule)}); new FcgiServer(() => {}, ${options});`;
+    const post = setup.request === 'POST';
+    prepare = `
+      const { createServer } = await import(${JSON.stringify(indexModule)});
+      const { FcgiClient } = await import(${JSON.stringify(clientModule)});
+      const { mkdtempSync, rmSync } = await import('node:fs');
+      const dir = mkdtempSync((await import('node:os')).tmpdir() + '/nodefpm-malloc-');
+      const server = createServer(async (req, res) => {
+        const chunks = [];
+        for await (const chunk of req) chunks.push(chunk);
+        res.end(String(Buffer.concat(chunks).length));
+      }, { ...${JSON.stringify(setup.serverOptions)}, logger: { debug() {}, info() {}, warn() {}, error() {} } });
+      await server.listen('unix:' + dir + '/app.sock');
+      const client = new FcgiClient({ address: 'unix:' + dir + '/app.sock' });
+      const response = await client.request({
+        params: { REQUEST_METHOD: ${JSON.stringify(setup.request)}, REQUEST_URI: '/', SCRIPT_NAME: '', CONTENT_LENGTH: ${post ? "'65536'" : "''"} },
+        body: ${post ? '(async function* () { yield Buffer.alloc(65536, 7); })()' : 'undefined'},
+      });
+      if ((await response.text()) !== ${post ? "'65536'" : "'0'"}) throw new Error('the request was not served');
+      await client.close();
+      await server.close();
+      rmSync(dir, { recursive: true });`;
   }
   const script = `
     ${prepare}
@@ -179,7 +202,7 @@ function refaultedPages(setup: Setup): { faults: number; glibc: boolean } {
   return JSON.parse(child.stdout) as { faults: number; glibc: boolean };
 }
 
-test("raiseMallocThresholds (a server's tuneMalloc): with glibc, memory freed in a batch is kept, not faulted in again page by page", { timeout: 60_000 }, (t) => {
+test("raiseMallocThresholds (a server's tuneMalloc, once chunks are kept): with glibc, memory freed in a batch is kept, not faulted in again page by page", { timeout: 60_000 }, (t) => {
   const plain = refaultedPages('nothing');
   if (!plain.glibc) {
     // The raise works through glibc's dynamic mmap threshold; other allocators have their own ways.
@@ -190,11 +213,14 @@ test("raiseMallocThresholds (a server's tuneMalloc): with glibc, memory freed in
   assert.ok(plain.faults > 2000, `without the raise, ${plain.faults} pages were faulted in again`);
   const raised = refaultedPages('raise');
   assert.ok(raised.faults < plain.faults / 10, `with the raise, ${raised.faults} pages (without: ${plain.faults})`);
-  // A server raises them unless told not to (option tuneMalloc).
-  const served = refaultedPages({ serverOptions: {} });
-  assert.ok(served.faults < plain.faults / 10, `after a server was created, ${served.faults} pages (without: ${plain.faults})`);
-  const untuned = refaultedPages({ serverOptions: { tuneMalloc: false } });
+  // A server raises them once a handler keeps body chunks (a connection takes a buffer of its own),
+  // unless told not to (option tuneMalloc); serving GET requests leaves them as they are.
+  const kept = refaultedPages({ serverOptions: {}, request: 'POST' });
+  assert.ok(kept.faults < plain.faults / 10, `after a kept 64 KiB body, ${kept.faults} pages (without: ${plain.faults})`);
+  const untuned = refaultedPages({ serverOptions: { tuneMalloc: false }, request: 'POST' });
   assert.ok(untuned.faults > plain.faults / 2, `with tuneMalloc: false, ${untuned.faults} pages (without a server: ${plain.faults})`);
+  const gets = refaultedPages({ serverOptions: {}, request: 'GET' });
+  assert.ok(gets.faults > plain.faults / 2, `after a GET, ${gets.faults} pages (without a server: ${plain.faults})`);
 });
 
 test('the moved socket keeps what the listener set: half-open and the write high-water mark', async () => {

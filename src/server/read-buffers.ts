@@ -59,7 +59,8 @@ export function sharedReadBuffer(): Buffer {
  * 2.5 page faults per 64 KiB POST, a fifth of its time, varying from run to run with the heap's layout;
  * with the raise, under 0.1. The cost: up to 32 MiB freed are kept by the process rather than returned,
  * and blocks up to 16 MiB come from the heap rather than their own mappings. Other allocators (musl,
- * jemalloc) ignore it. The server option tuneMalloc (default on) turns it off.
+ * jemalloc) ignore it. A server does it when a connection first takes a buffer of its own, unless its
+ * option tuneMalloc is false; a process whose handlers keep no body chunks never pays the cost.
  */
 export function raiseMallocThresholds(): void {
   if (mallocRaised) return;

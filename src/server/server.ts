@@ -67,7 +67,6 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
     this.#handler = handler;
     this.options = resolveOptions(options);
     this.log = options.logger ?? createLogger();
-    if (this.options.tuneMalloc) raiseMallocThresholds();
     if (this.options.allowedClients?.size === 0) {
       this.log.warn('FCGI_WEB_SERVER_ADDRS is set but lists no address: every connection will be refused');
     }
@@ -172,6 +171,9 @@ export class FcgiServer extends EventEmitter implements ConnectionHost {
   claimReadBuffer(): boolean {
     if (this.#ownReadBuffers >= this.options.maxReadBuffers) return false;
     this.#ownReadBuffers++;
+    // Handlers keep body chunks, whose buffers are freed in batches: the churn tuneMalloc is for. A
+    // process that never gets here (GET requests, bodies consumed) keeps glibc's defaults.
+    if (this.options.tuneMalloc) raiseMallocThresholds();
     return true;
   }
 
