@@ -33,6 +33,7 @@ export const servers = {
   hello: { script: 'servers/hello.mjs' },
   post: { script: 'servers/post.mjs' },
   'post-consume': { script: 'servers/post.mjs', args: () => ['--read=consume'] },
+  'post-untuned': { script: 'servers/post.mjs', args: () => ['--tune-malloc=false'] },
   down: { script: 'servers/down.mjs', args: (cfg) => [`--bytes=${cfg.bigBytes}`] },
   up: { script: 'servers/up.mjs' },
   // The framework scenarios. Node's http listens on a Unix socket like nodefpm, so that both servers
@@ -128,12 +129,14 @@ export const scenarios = [
     id: 'post64k',
     title: () => 'POST 64 KiB, body read (16 conns)',
     load: () => ({ connections: 16, body: 64 * 1024 }),
-    // Two ways to read the body: `for await`, whose chunks the handler owns (each 64 KiB read then
-    // needs a new buffer), and body.consume(), which lends each chunk from the reused read buffer.
+    // Two ways to read the body: `for await`, whose chunks the handler owns (each read then needs a
+    // new buffer), and body.consume(), which lends each chunk from the reused read buffer. The third
+    // run is the first with tuneMalloc off, to show what glibc's heap trimming costs (no target).
     runs: [
       { label: 'null server', server: 'null' },
       { label: 'nodefpm', server: 'post' },
       { label: 'nodefpm, consume()', server: 'post-consume' },
+      { label: 'nodefpm, tuneMalloc: false', server: 'post-untuned' },
     ],
     targets: [
       { run: 'nodefpm', metric: 'mbps', ratioAtLeast: 0.8 },

@@ -2,6 +2,7 @@
 //
 //   node bench/servers/post.mjs <socket>                  for await over the body: each chunk is the handler's to keep
 //   node bench/servers/post.mjs <socket> --read=consume   req.body.consume(): each chunk lent, valid during the call
+//   node bench/servers/post.mjs <socket> --tune-malloc=false   for await, with glibc's malloc left as it is
 import { createLogger, createServer } from '../../dist/esm/index.js';
 import { ready, serverArgs } from './common.mjs';
 
@@ -16,7 +17,7 @@ const server = createServer(
     res.setHeader('Content-Type', 'text/plain');
     res.end(`${bytes}\n`);
   },
-  { logger: createLogger({ level: 'warn' }) },
+  { logger: createLogger({ level: 'warn' }), tuneMalloc: flags['tune-malloc'] !== 'false' },
 );
 await server.listen(`unix:${socketPath}`);
 ready();
