@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 
 const SRC = fileURLToPath(new URL('../src', import.meta.url));
 
@@ -31,12 +32,26 @@ function relativeImports(text: string): string[] {
   return [...text.matchAll(/^(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/gms)].map((match) => match[1]!);
 }
 
-/** Code without its comments and string literals, so that words in them are not taken for uses. */
-function codeOnly(text: string): string {
-  return text
-    .replace(/\/\*[\s\S]*?\*\//g, '')
-    .replace(/\/\/.*$/gm, '')
-    .replace(/`(?:\\[\s\S]|[^`\\])*`|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"/g, "''");
+/**
+ * The globals among `names` that a module reads as values (`Buffer.from(...)`, `new Buffer()`, `x instanceof
+ * Buffer`, `performance.now()`), found in its syntax tree: words in comments and strings are not uses,
+ * expressions inside template literals are, and type positions (`chunk: Buffer`) are not reads.
+ */
+function globalsRead(file: string, text: string, names: readonly string[]): Set<string> {
+  const found = new Set<string>();
+  const visit = (node: ts.Node): void => {
+    if (ts.isIdentifier(node) && names.includes(node.text)) {
+      const parent = node.parent;
+      const read =
+        (ts.isPropertyAccessExpression(parent) && parent.expression === node) ||
+        ((ts.isCallExpression(parent) || ts.isNewExpression(parent)) && parent.expression === node) ||
+        (ts.isBinaryExpression(parent) && parent.operatorToken.kind === ts.SyntaxKind.InstanceOfKeyword && parent.right === node);
+      if (read) found.add(node.text);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true));
+  return found;
 }
 
 const files = sourceFiles();
@@ -72,13 +87,26 @@ test('modules that use Buffer or performance import them from node: rather than 
   const wrong: string[] = [];
   for (const file of files) {
     const text = readFileSync(file, 'utf8');
-    const code = codeOnly(text);
-    if (/\bBuffer\s*[.(]|instanceof\s+Buffer\b/.test(code) && !/^import \{[^}]*\bBuffer\b[^}]*\} from 'node:buffer';$/m.test(text)) {
+    const read = globalsRead(file, text, ['Buffer', 'performance']);
+    if (read.has('Buffer') && !/^import \{[^}]*\bBuffer\b[^}]*\} from 'node:buffer';$/m.test(text)) {
       wrong.push(`${relative(SRC, file)} uses Buffer`);
     }
-    if (/\bperformance\s*\./.test(code) && !/^import \{[^}]*\bperformance\b[^}]*\} from 'node:perf_hooks';$/m.test(text)) {
+    if (read.has('performance') && !/^import \{[^}]*\bperformance\b[^}]*\} from 'node:perf_hooks';$/m.test(text)) {
       wrong.push(`${relative(SRC, file)} uses performance`);
     }
   }
   assert.deepEqual(wrong, []);
+});
+
+test('the check of imported globals sees reads inside template literals and skips comments, strings and types', () => {
+  const text = [
+    '// Buffer.from in a comment',
+    "const s = 'Buffer.alloc(1) in a string';",
+    'function f(chunk: Buffer): Buffer { return chunk; }',
+    'const t = `${Buffer.byteLength(s)} bytes`;',
+  ].join('\n');
+  assert.deepEqual([...globalsRead('probe.ts', text, ['Buffer', 'performance'])], ['Buffer']);
+  assert.deepEqual([...globalsRead('probe.ts', 'const a = `${performance.now()}`; const b: Buffer = x;', ['Buffer', 'performance'])], ['performance']);
+  assert.deepEqual([...globalsRead('probe.ts', 'if (x instanceof Buffer) new Buffer(1);', ['Buffer'])], ['Buffer']);
+  assert.equal(globalsRead('probe.ts', 'const n = `Buffer.from`; /* performance.now() */', ['Buffer', 'performance']).size, 0);
 });
