@@ -267,6 +267,22 @@ test('--api node serves Express 4 and 5, Koa, Connect and Fastify app modules un
   );
 });
 
+test('--no-reserve-framework-fields reaches the Node adapter, in one process and in pool workers', { timeout: TIMEOUT }, async (t) => {
+  const dir = tempDir(t);
+  for (const [name, args, expected] of [
+    ['default', [], 'baseUrl,params,body,locals'],
+    ['off', ['--no-reserve-framework-fields'], 'none'],
+    ['off-pool', ['--no-reserve-framework-fields', '--workers', '1'], 'none'],
+  ] as const) {
+    const socket = join(dir, `${name}.sock`);
+    const app = start(t, ['test/fixtures/cli-own-fields.mjs', '--listen', `unix:${socket}`, ...args]);
+    await app.waitFor(/serving .* as a Node request listener|with a static pool/);
+    assert.deepEqual(await get(`unix:${socket}`, '/'), { status: 200, body: expected }, name);
+    app.child.kill('SIGTERM');
+    assert.deepEqual(await app.exited, { code: 0, signal: null }, `${name}: stops gracefully`);
+  }
+});
+
 /** What get() leaves out and a CGI/1.1 app relies on: the validator wants them. */
 const COMPLETE = { SERVER_NAME: 'localhost', SERVER_PORT: '80' };
 

@@ -113,6 +113,7 @@ test('values are read in every documented form, as --flag value and --flag=value
     [['--no-tune-malloc'], (s) => s.server.tuneMalloc, false],
     [['--development'], (s) => s.handler.development, true],
     [['--no-development'], (s) => s.handler.development, false],
+    [['--no-reserve-framework-fields'], (s) => s.handler.reserveFrameworkFields, false],
     [['--validate'], (s) => s.validate, true],
     [['--body-limit', '1M'], (s) => s.handler.bodyLimit, 1024 * 1024],
     [['--line-limit', '4k'], (s) => s.handler.lineLimit, 4096],

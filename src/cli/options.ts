@@ -2,6 +2,7 @@
 
 import net from 'node:net';
 import { defaultBodyLimits } from '../http/body.js';
+import type { NodeAdapterOptions } from '../adapters/node/handler.js';
 import type { HandlerOptions } from '../http/handler.js';
 import { NodefpmError, isNodefpmError } from '../errors.js';
 import type { LogLevel } from '../log.js';
@@ -118,6 +119,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     min: 1,
     default: defaultBodyLimits.lineLimit,
     description: 'Bytes of one line read by req.readLine() and req.lines() before they fail with 413.',
+  },
+  {
+    key: 'reserveFrameworkFields',
+    type: 'boolean',
+    scope: 'handler',
+    group: 'Application',
+    default: true,
+    description:
+      'With --api node: give each request and response, before the app runs, the fields Express and Connect set on them, so ' +
+      "that V8 makes no new hidden class per request after Express swaps their prototypes (docs/frameworks.md). " +
+      '--no-reserve-framework-fields leaves the objects as Node makes them.',
   },
   {
     key: 'listen',
@@ -555,7 +567,8 @@ export interface Settings {
   closeTimeout: number;
   /** Only the options given; the server fills in the rest (see defaultLimits). */
   server: ServerOptions;
-  handler: HandlerOptions;
+  /** Every adapter's options: the native and fetch handlers' and the Node adapter's (reserveFrameworkFields). */
+  handler: HandlerOptions & NodeAdapterOptions;
   /** The process manager, or null to serve in this one process (--pm none, or neither --pm nor --workers). */
   pool: PoolSettings | null;
 }
@@ -852,7 +865,7 @@ export function resolveSettings(values: ReadonlyMap<string, OptionValue>): Setti
     errorLog: values.get('errorLog') as string | undefined,
     closeTimeout: valueOf<number>('closeTimeout'),
     server: server as ServerOptions,
-    handler: handler as HandlerOptions,
+    handler: handler as HandlerOptions & NodeAdapterOptions,
     pool: pm === null ? null : (pool as PoolSettings),
   };
 }
