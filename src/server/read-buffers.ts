@@ -49,6 +49,8 @@ export function sharedReadBuffer(): Buffer {
   return (shared ??= Buffer.allocUnsafeSlow(MAX_READ_BUFFER_SIZE));
 }
 
+let mallocRaised = false;
+
 /**
  * Once per process, raises glibc malloc's trim threshold to 32 MiB (and its mmap threshold to 16 MiB),
  * the way glibc raises them itself once it frees a block it had mmap'd: by allocating 16 MiB and
@@ -68,7 +70,6 @@ export function raiseMallocThresholds(): void {
   // glibc adopts a freed mmap'd block's size as its mmap threshold only up to 32 MiB (DEFAULT_MMAP_THRESHOLD_MAX).
   Buffer.allocUnsafeSlow(16 * 1024 * 1024);
 }
-let mallocRaised = false;
 
 /** A fresh buffer for one connection's reads, given away whole when a chunk of it is kept. */
 export function ownReadBuffer(size = READ_BUFFER_SIZE): Buffer {
